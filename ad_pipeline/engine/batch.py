@@ -1,0 +1,408 @@
+"""The batch API every adapter uses: many series as flat values plus offsets.
+
+Series *i* is ``values[offsets[i]:offsets[i+1]]`` (the layout of an Arrow ``LIST`` column).
+Parameters are scalars or one value per series. The single-series functions in
+:mod:`ad_pipeline.engine.api` are this batch with one series.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> values = np.concatenate([10 + rng.normal(size=48), 5 + rng.normal(size=60)])
+>>> values[20] = 40.0
+>>> res = detect_entire_batch(values, [0, 48, 108], sensitivity=95)
+>>> res.n_series, bool(res.is_anomaly[20])
+(2, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..errors import AnomalyDetectorError, BadArgument, InvalidModelArgument, InvalidSeries
+from .granularity import as_datetime64, grid_positions, infer_granularity
+from .model import EntireOutput, GridSeries, LastOutput, Model
+from .params import (
+    ChangePointParams,
+    SeriesParams,
+    check_change_point_params,
+    check_params,
+    expand_params,
+)
+from .result import ChangePointBatchResult, EntireBatchResult, LastBatchResult
+
+MIN_POINTS = 12
+MAX_ABS_VALUE = 1e100
+ERRORS = ("raise", "coerce")
+
+DETECT_DEFAULTS: dict[str, Any] = {
+    "granularity": None,
+    "custom_interval": None,
+    "period": None,
+    "max_anomaly_ratio": 0.25,
+    "sensitivity": 99,
+    "impute_mode": "auto",
+    "impute_fixed_value": None,
+    "boundary_version": "V1",
+    "method": "azure",
+}
+CHANGE_POINT_DEFAULTS: dict[str, Any] = {
+    "granularity": None,
+    "custom_interval": None,
+    "period": None,
+    "stable_trend_window": None,
+    "threshold": None,
+}
+
+Keys = Sequence[Any] | Callable[[int], Any] | None
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def check_batch_input(
+    values: ArrayLike, offsets: ArrayLike, timestamps: ArrayLike | None
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.datetime64] | None]:
+    """Flat values, offsets and timestamps as numpy arrays; refuse inconsistent layouts."""
+    try:
+        vals = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise BadArgument(
+            "The 'series' field must hold numeric values, got values that cannot be read as numbers."
+        ) from None
+    if vals.ndim != 1:
+        raise BadArgument(f"The 'series' field must be one-dimensional, got an array of shape {vals.shape}.")
+    offs = np.asarray(offsets)
+    if offs.ndim != 1 or len(offs) < 1 or not np.issubdtype(offs.dtype, np.integer):
+        raise BadArgument("The 'offsets' field must be a 1-d integer array starting at 0, got " f"{offs!r:.80}.")
+    offs = offs.astype(np.int64)
+    if offs[0] != 0 or offs[-1] != len(vals) or (np.diff(offs) < 0).any():
+        raise BadArgument(
+            f"The 'offsets' field must start at 0, never decrease and end at len(values) = {len(vals)}, "
+            f"got {offs[0]} .. {offs[-1]}."
+        )
+    ts = None
+    if timestamps is not None:
+        ts = as_datetime64(timestamps)
+        if ts.shape != vals.shape:
+            raise BadArgument(
+                f"The 'timestamps' field must hold one timestamp per value ({len(vals)}), got {len(ts)}."
+            )
+    return vals, offs, ts
+
+
+def _prepare(
+    values: NDArray[np.float64],
+    ts: NDArray[np.datetime64] | None,
+    params: SeriesParams | ChangePointParams,
+) -> tuple[GridSeries, NDArray[np.int64]]:
+    """Validate one series and place it on its grid; returns the series and each point's grid index."""
+    n_obs = int(np.count_nonzero(~np.isnan(values)))
+    if n_obs < MIN_POINTS:
+        raise InvalidSeries(
+            f"The 'series' field must contain at least {MIN_POINTS} points with a value, got {n_obs}."
+        )
+    bad = np.abs(values) > MAX_ABS_VALUE  # NaN compares False: NaN is a missing point
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InvalidSeries(
+            f"The 'series' field values must be finite numbers within ±1e100, got {values[i]} at index {i}."
+        )
+    granularity, interval = params.granularity, params.custom_interval
+    if ts is None:
+        granularity = granularity or "none"
+        pos = np.arange(len(values), dtype=np.int64)
+    else:
+        if granularity is None:
+            granularity, interval = infer_granularity(ts)
+        pos = grid_positions(ts, granularity, interval)
+    m = int(pos[-1]) + 1
+    if params.period is not None and params.period > 0 and m < 2 * params.period + 1:
+        raise InvalidModelArgument(
+            f"The 'series' field must hold more than 2 periods: period {params.period} needs at least "
+            f"{2 * params.period + 1} points, got {m}."
+        )
+    if m == len(values):
+        grid = values
+    else:
+        grid = np.full(m, np.nan)
+        grid[pos] = values
+    return GridSeries(values=grid, granularity=granularity, custom_interval=interval, params=params), pos
+
+
+def _label(keys: Keys, i: int, n_series: int) -> str:
+    if keys is None:
+        return f"series {i}" if n_series > 1 else ""
+    key = keys(i) if callable(keys) else keys[i]
+    return f"series {key!r}"
+
+
+def _with_series(err: AnomalyDetectorError, label: str) -> AnomalyDetectorError:
+    if not label:
+        return err
+    new = type(err)(f"{err.message[:-1] if err.message.endswith('.') else err.message} ({label}).")
+    new.series_label = label  # type: ignore[attr-defined]
+    return new
+
+
+def _run(
+    kind: str,
+    values: ArrayLike,
+    offsets: ArrayLike,
+    timestamps: ArrayLike | None,
+    errors: str,
+    keys: Keys,
+    parameters: dict[str, Any],
+) -> tuple[NDArray[np.float64], NDArray[np.int64], list[Any], list[Any], list[NDArray[np.int64] | None]]:
+    """Validate everything, run the models, return per-series outputs (or errors) and grid positions."""
+    if errors not in ERRORS:
+        raise BadArgument(f"The 'errors' field must be one of {', '.join(ERRORS)}, got {errors!r}.")
+    vals, offs, ts = check_batch_input(values, offsets, timestamps)
+    n_series = len(offs) - 1
+    if kind == "change_points":
+        plist = expand_params(n_series, check_change_point_params, parameters, CHANGE_POINT_DEFAULTS)
+    else:
+        unknown = set(parameters) - set(DETECT_DEFAULTS)
+        if unknown:
+            raise BadArgument(f"Unknown parameter(s) {sorted(unknown)}; expected some of {sorted(DETECT_DEFAULTS)}.")
+        plist = expand_params(n_series, check_params, parameters, DETECT_DEFAULTS)
+
+    outputs: list[Any] = [None] * n_series
+    positions: list[NDArray[np.int64] | None] = [None] * n_series
+    grids: list[GridSeries | None] = [None] * n_series
+    for i in range(n_series):
+        a, b = offs[i], offs[i + 1]
+        p = plist[i]
+        try:
+            if isinstance(p, Exception):
+                raise p
+            if kind == "last" and (b == a or np.isnan(vals[b - 1])):
+                raise InvalidSeries("The last point of the 'series' field must have a value, got a missing value.")
+            grids[i], positions[i] = _prepare(vals[a:b], None if ts is None else ts[a:b], p)
+        except AnomalyDetectorError as exc:
+            err = _with_series(exc, _label(keys, i, n_series))
+            if errors == "raise":
+                raise err from None
+            outputs[i] = err
+
+    if kind == "change_points":
+        from .changepoint import change_points
+
+        todo = [i for i in range(n_series) if grids[i] is not None]
+        for i, out in zip(todo, change_points([grids[i] for i in todo]), strict=True):  # type: ignore[misc]
+            outputs[i] = out
+    else:
+        by_method: dict[str, list[int]] = {}
+        for i in range(n_series):
+            if grids[i] is not None:
+                by_method.setdefault(grids[i].params.method, []).append(i)  # type: ignore[union-attr]
+        for method, idx in by_method.items():
+            model = get_model(method)
+            run = model.entire if kind == "entire" else model.last
+            for i, out in zip(idx, run([grids[i] for i in idx]), strict=True):  # type: ignore[misc]
+                outputs[i] = out
+    for i, out in enumerate(outputs):
+        if isinstance(out, AnomalyDetectorError) and grids[i] is not None:
+            err = _with_series(out, _label(keys, i, n_series))
+            if errors == "raise":
+                raise err
+            outputs[i] = err
+    return vals, offs, outputs, grids, positions
+
+
+def get_model(method: str) -> Model:
+    """The model behind ``method`` (imported on first use)."""
+    if method == "azure":
+        from .azure import AZURE
+
+        return AZURE
+    if method == "auto":
+        from .auto import AUTO
+
+        return AUTO
+    raise BadArgument(f"The 'method' field must be one of azure, auto, got {method!r}.")  # pragma: no cover
+
+
+def _errors_arrays(outputs: list[Any]) -> tuple[NDArray[np.object_], NDArray[np.object_]]:
+    code = np.array([o.code if isinstance(o, AnomalyDetectorError) else None for o in outputs], dtype=object)
+    msg = np.array([o.message if isinstance(o, AnomalyDetectorError) else None for o in outputs], dtype=object)
+    return code, msg
+
+
+# --------------------------------------------------------------------------- public batch API
+
+
+def detect_entire_batch(
+    values: ArrayLike,
+    offsets: ArrayLike,
+    timestamps: ArrayLike | None = None,
+    *,
+    errors: str = "raise",
+    keys: Keys = None,
+    **parameters: Any,
+) -> EntireBatchResult:
+    """Entire-series detection of many series in one call.
+
+    Parameters
+    ----------
+    values : array of float
+        All series' values, concatenated; NaN marks a missing point.
+    offsets : array of int
+        ``n_series + 1`` offsets: series *i* is ``values[offsets[i]:offsets[i+1]]``.
+    timestamps : array of datetime64 or ISO-8601 strings, optional
+        Aligned with ``values``; without them a series is a contiguous grid.
+    errors : {"raise", "coerce"}
+        ``"raise"`` stops at the first invalid series; ``"coerce"`` records its error
+        (``error_code``/``error_message``) and goes on.
+    keys : sequence or callable, optional
+        Names of the series for error messages (``keys[i]`` or ``keys(i)``).
+    **parameters
+        ``granularity, custom_interval, period, max_anomaly_ratio, sensitivity, impute_mode,
+        impute_fixed_value, boundary_version, method``: each a scalar or one value per series.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.tile([1.0, 2.0, 3.0, 2.0], 6); x[9] = 30.0
+    >>> r = detect_entire_batch(x, [0, 24], sensitivity=95)
+    >>> np.flatnonzero(r.is_anomaly).tolist()
+    [9]
+    """
+    vals, offs, outputs, grids, positions = _run("entire", values, offsets, timestamps, errors, keys, parameters)
+    n = len(vals)
+    expected = np.full(n, np.nan)
+    upper = np.full(n, np.nan)
+    lower = np.full(n, np.nan)
+    severity = np.full(n, np.nan)
+    is_anom = np.zeros(n, dtype=bool)
+    is_pos = np.zeros(n, dtype=bool)
+    is_neg = np.zeros(n, dtype=bool)
+    period = np.full(len(outputs), -1, dtype=np.int64)
+    for i, out in enumerate(outputs):
+        if not isinstance(out, EntireOutput):
+            continue
+        a, b = offs[i], offs[i + 1]
+        pos = positions[i]
+        assert pos is not None
+        period[i] = out.period
+        expected[a:b] = out.expected[pos]
+        upper[a:b] = out.upper_margin[pos]
+        lower[a:b] = out.lower_margin[pos]
+        severity[a:b] = out.severity[pos]
+        observed = ~np.isnan(vals[a:b])
+        is_anom[a:b] = out.is_anomaly[pos] & observed
+        is_pos[a:b] = out.is_positive[pos] & observed
+        is_neg[a:b] = out.is_negative[pos] & observed
+    code, msg = _errors_arrays(outputs)
+    return EntireBatchResult(
+        offsets=offs,
+        period=period,
+        expected_values=expected,
+        upper_margins=upper,
+        lower_margins=lower,
+        upper_boundaries=expected + upper,
+        lower_boundaries=expected - lower,
+        is_anomaly=is_anom,
+        is_positive_anomaly=is_pos,
+        is_negative_anomaly=is_neg,
+        severity=severity,
+        error_code=code,
+        error_message=msg,
+    )
+
+
+def detect_last_batch(
+    values: ArrayLike,
+    offsets: ArrayLike,
+    timestamps: ArrayLike | None = None,
+    *,
+    errors: str = "raise",
+    keys: Keys = None,
+    **parameters: Any,
+) -> LastBatchResult:
+    """Last-point detection of many series in one call: the verdict on each series' newest point.
+
+    Every point of a series builds the model (as the original's last detect does); to judge
+    against a recent window only, pass the last ``suggested_window`` points. Parameters as in
+    :func:`detect_entire_batch`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.tile([1.0, 2.0, 3.0, 2.0], 8); x[-1] = 40.0
+    >>> bool(detect_last_batch(x, [0, 32]).is_anomaly[0])
+    True
+    """
+    vals, offs, outputs, grids, positions = _run("last", values, offsets, timestamps, errors, keys, parameters)
+    k = len(outputs)
+    f = {name: np.full(k, np.nan) for name in ("expected", "upper", "lower", "severity")}
+    b = {name: np.zeros(k, dtype=bool) for name in ("anom", "pos", "neg")}
+    period = np.full(k, -1, dtype=np.int64)
+    window = np.full(k, -1, dtype=np.int64)
+    for i, out in enumerate(outputs):
+        if not isinstance(out, LastOutput):
+            continue
+        period[i], window[i] = out.period, out.suggested_window
+        f["expected"][i], f["upper"][i], f["lower"][i], f["severity"][i] = (
+            out.expected,
+            out.upper_margin,
+            out.lower_margin,
+            out.severity,
+        )
+        b["anom"][i], b["pos"][i], b["neg"][i] = out.is_anomaly, out.is_positive, out.is_negative
+    code, msg = _errors_arrays(outputs)
+    return LastBatchResult(
+        offsets=offs,
+        period=period,
+        suggested_window=window,
+        expected_value=f["expected"],
+        upper_margin=f["upper"],
+        lower_margin=f["lower"],
+        upper_boundary=f["expected"] + f["upper"],
+        lower_boundary=f["expected"] - f["lower"],
+        is_anomaly=b["anom"],
+        is_positive_anomaly=b["pos"],
+        is_negative_anomaly=b["neg"],
+        severity=f["severity"],
+        error_code=code,
+        error_message=msg,
+    )
+
+
+def detect_change_points_batch(
+    values: ArrayLike,
+    offsets: ArrayLike,
+    timestamps: ArrayLike | None = None,
+    *,
+    errors: str = "raise",
+    keys: Keys = None,
+    **parameters: Any,
+) -> ChangePointBatchResult:
+    """Change-point detection of many series in one call.
+
+    Parameters: ``granularity, custom_interval, period, stable_trend_window, threshold``
+    (scalars or per series); the rest as in :func:`detect_entire_batch`.
+    """
+    vals, offs, outputs, grids, positions = _run(
+        "change_points", values, offsets, timestamps, errors, keys, parameters
+    )
+    n = len(vals)
+    is_cp = np.zeros(n, dtype=bool)
+    conf = np.full(n, np.nan)
+    period = np.full(len(outputs), -1, dtype=np.int64)
+    for i, out in enumerate(outputs):
+        if isinstance(out, AnomalyDetectorError) or out is None:
+            continue
+        a, b = offs[i], offs[i + 1]
+        pos = positions[i]
+        assert pos is not None
+        p, cp, cs = out
+        period[i] = p
+        is_cp[a:b] = cp[pos]
+        conf[a:b] = cs[pos]
+    code, msg = _errors_arrays(outputs)
+    return ChangePointBatchResult(
+        offsets=offs, period=period, is_change_point=is_cp, confidence_scores=conf, error_code=code, error_message=msg
+    )

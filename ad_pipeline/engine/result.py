@@ -1,0 +1,204 @@
+"""Result objects: arrays in, arrays out; ``to_dict()`` gives Azure's JSON body (camelCase)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import error_from_code
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+IntArray = NDArray[np.int64]
+
+
+def _json_float(x: float) -> float | None:
+    return None if not np.isfinite(x) else float(x)
+
+
+def _json_floats(a: FloatArray) -> list[float | None]:
+    return [None if not np.isfinite(v) else float(v) for v in a.tolist()]
+
+
+@dataclass(frozen=True, eq=False)
+class EntireResult:
+    """Entire-series detection of one series; every array is aligned with the input points."""
+
+    period: int
+    expected_values: FloatArray
+    upper_margins: FloatArray
+    lower_margins: FloatArray
+    upper_boundaries: FloatArray
+    lower_boundaries: FloatArray
+    is_anomaly: BoolArray
+    is_positive_anomaly: BoolArray
+    is_negative_anomaly: BoolArray
+    severity: FloatArray
+
+    def __len__(self) -> int:
+        return len(self.expected_values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Azure's entire-detect response body."""
+        return {
+            "period": int(self.period),
+            "expectedValues": _json_floats(self.expected_values),
+            "upperMargins": _json_floats(self.upper_margins),
+            "lowerMargins": _json_floats(self.lower_margins),
+            "isAnomaly": self.is_anomaly.tolist(),
+            "isNegativeAnomaly": self.is_negative_anomaly.tolist(),
+            "isPositiveAnomaly": self.is_positive_anomaly.tolist(),
+            "severity": _json_floats(self.severity),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class LastResult:
+    """Last-point detection: the verdict on the newest point of one series."""
+
+    period: int
+    suggested_window: int
+    expected_value: float
+    upper_margin: float
+    lower_margin: float
+    upper_boundary: float
+    lower_boundary: float
+    is_anomaly: bool
+    is_positive_anomaly: bool
+    is_negative_anomaly: bool
+    severity: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Azure's last-detect response body."""
+        return {
+            "period": int(self.period),
+            "suggestedWindow": int(self.suggested_window),
+            "expectedValue": _json_float(self.expected_value),
+            "upperMargin": _json_float(self.upper_margin),
+            "lowerMargin": _json_float(self.lower_margin),
+            "isAnomaly": bool(self.is_anomaly),
+            "isNegativeAnomaly": bool(self.is_negative_anomaly),
+            "isPositiveAnomaly": bool(self.is_positive_anomaly),
+            "severity": _json_float(self.severity),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class ChangePointResult:
+    """Change-point detection of one series, aligned with the input points."""
+
+    period: int
+    is_change_point: BoolArray
+    confidence_scores: FloatArray
+
+    def to_dict(self) -> dict[str, Any]:
+        """Azure's change-point response body."""
+        return {
+            "period": int(self.period),
+            "isChangePoint": self.is_change_point.tolist(),
+            "confidenceScores": _json_floats(self.confidence_scores),
+        }
+
+
+class _BatchBase:
+    """Per-series bookkeeping shared by the batch results."""
+
+    offsets: IntArray
+    period: IntArray
+    error_code: NDArray[np.object_]
+    error_message: NDArray[np.object_]
+
+    @property
+    def n_series(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def valid(self) -> BoolArray:
+        """True for series that were detected (False where ``errors="coerce"`` recorded an error)."""
+        return np.array([c is None for c in self.error_code], dtype=bool)
+
+    def raise_for_series(self, i: int) -> None:
+        """Raise the recorded error of series ``i``, if any."""
+        if self.error_code[i] is not None:
+            raise error_from_code(self.error_code[i], self.error_message[i])
+
+
+@dataclass(frozen=True, eq=False)
+class EntireBatchResult(_BatchBase):
+    """Entire detection of many series: flat arrays aligned with ``values`` plus per-series arrays.
+
+    Series *i* occupies ``[offsets[i], offsets[i+1])`` of every flat array. Invalid series (with
+    ``errors="coerce"``) have NaN floats, False flags, period -1 and an ``error_code``.
+    """
+
+    offsets: IntArray
+    period: IntArray
+    expected_values: FloatArray
+    upper_margins: FloatArray
+    lower_margins: FloatArray
+    upper_boundaries: FloatArray
+    lower_boundaries: FloatArray
+    is_anomaly: BoolArray
+    is_positive_anomaly: BoolArray
+    is_negative_anomaly: BoolArray
+    severity: FloatArray
+    error_code: NDArray[np.object_]
+    error_message: NDArray[np.object_]
+
+    def series(self, i: int) -> EntireResult:
+        """The :class:`EntireResult` of series ``i`` (raises its error if it was invalid)."""
+        self.raise_for_series(i)
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        flat = {f.name: getattr(self, f.name)[a:b] for f in fields(EntireResult) if f.name != "period"}
+        return EntireResult(period=int(self.period[i]), **flat)
+
+
+@dataclass(frozen=True, eq=False)
+class LastBatchResult(_BatchBase):
+    """Last-point detection of many series: one entry per series."""
+
+    offsets: IntArray
+    period: IntArray
+    suggested_window: IntArray
+    expected_value: FloatArray
+    upper_margin: FloatArray
+    lower_margin: FloatArray
+    upper_boundary: FloatArray
+    lower_boundary: FloatArray
+    is_anomaly: BoolArray
+    is_positive_anomaly: BoolArray
+    is_negative_anomaly: BoolArray
+    severity: FloatArray
+    error_code: NDArray[np.object_]
+    error_message: NDArray[np.object_]
+
+    def series(self, i: int) -> LastResult:
+        """The :class:`LastResult` of series ``i`` (raises its error if it was invalid)."""
+        self.raise_for_series(i)
+        kw = {f.name: getattr(self, f.name)[i].item() for f in fields(LastResult)}
+        return LastResult(**kw)
+
+
+@dataclass(frozen=True, eq=False)
+class ChangePointBatchResult(_BatchBase):
+    """Change-point detection of many series: flat arrays aligned with ``values``."""
+
+    offsets: IntArray
+    period: IntArray
+    is_change_point: BoolArray
+    confidence_scores: FloatArray
+    error_code: NDArray[np.object_]
+    error_message: NDArray[np.object_]
+
+    def series(self, i: int) -> ChangePointResult:
+        """The :class:`ChangePointResult` of series ``i`` (raises its error if it was invalid)."""
+        self.raise_for_series(i)
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        return ChangePointResult(
+            period=int(self.period[i]),
+            is_change_point=self.is_change_point[a:b],
+            confidence_scores=self.confidence_scores[a:b],
+        )
