@@ -1,0 +1,138 @@
+"""Load the labeled benchmark series (NAB, KPI) and score detections with ``../shared/bench/score.py``.
+
+Shared by ``benchmarks/quality.py`` and the quality tests, so both measure the same way:
+
+- every series of a set goes through ONE ``detect_entire_batch`` call (granularity and custom
+  interval inferred from the timestamps, no 8,640-point chunking);
+- a few NAB files repeat a timestamp: the first row of each timestamp is kept for detection, and
+  every row is scored with the verdict of its timestamp;
+- KPI: delay-adjusted F1 with k = 7 after regridding (the KPI-competition protocol);
+- NAB: delay-adjusted F1 with k = half the label window of each series, pooled over series, plus
+  window recall and alarms outside windows per series.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+BENCH = SHARED / "bench"
+
+
+def load_scorer(bench: Path = BENCH) -> Any:
+    """Import ``score.py`` from the shared bench folder."""
+    spec = importlib.util.spec_from_file_location("ad_bench_score", bench / "score.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@dataclass
+class Series:
+    name: str
+    timestamps: np.ndarray  # datetime64[s], one per row
+    values: np.ndarray
+    labels: np.ndarray  # 0/1 per row
+    k: int  # delay for the delay-adjusted F1
+    windows: list[tuple[np.datetime64, np.datetime64]]
+
+
+def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    ts = np.array([r["timestamp"].replace("Z", "").replace(" ", "T") for r in rows], dtype="datetime64[s]")
+    vals = np.array([float(r["value"]) if r["value"] not in ("", "nan", "NaN") else np.nan for r in rows])
+    labels = np.array([int(float(r["label"])) for r in rows], dtype=np.int8)
+    return ts, vals, labels
+
+
+def load_set(name: str, bench: Path = BENCH) -> list[Series]:
+    """``"kpi"`` or ``"nab"``: every series of the set with labels, delay k and windows."""
+    folder = bench / name
+    manifest = json.loads((folder / "manifest.json").read_text())
+    windows_all: dict[str, list[list[str]]] = {}
+    if name == "nab":
+        windows_all = json.loads((folder / "combined_windows.json").read_text())
+    out = []
+    for entry in manifest["series"]:
+        ts, vals, labels = _read_csv(folder / entry["file"])
+        key = entry.get("series", entry["file"])
+        wins = [
+            (np.datetime64(a.replace(" ", "T")[:19], "s"), np.datetime64(b.replace(" ", "T")[:19], "s"))
+            for a, b in windows_all.get(key, [])
+        ]
+        if name == "kpi":
+            k = 7
+        else:
+            sizes = [int(((ts >= a) & (ts <= b)).sum()) for a, b in wins]
+            k = max(sizes) // 2 if sizes else 0
+        out.append(Series(key, ts, vals, labels, k, wins))
+    return out
+
+
+def detect_set(series: list[Series], **params: Any) -> tuple[list[np.ndarray], float, int]:
+    """Flags per row of every series from ONE batch call; returns (flags, seconds, points)."""
+    import ad_pipeline as ad
+
+    firsts = []
+    for s in series:
+        keep = np.r_[True, np.diff(s.timestamps.astype(np.int64)) != 0]
+        firsts.append(keep)
+    values = np.concatenate([s.values[k] for s, k in zip(series, firsts, strict=True)])
+    ts = np.concatenate([s.timestamps[k] for s, k in zip(series, firsts, strict=True)]).astype("datetime64[ns]")
+    offsets = np.r_[0, np.cumsum([int(k.sum()) for k in firsts])]
+    t0 = time.perf_counter()
+    res = ad.detect_entire_batch(values, offsets, ts, errors="coerce", **params)
+    seconds = time.perf_counter() - t0
+    bad = [(series[i].name, res.error_code[i], res.error_message[i]) for i in np.flatnonzero(~res.valid)]
+    if bad:
+        raise RuntimeError(f"detection refused series: {bad}")
+    flags = []
+    for i, keep in enumerate(firsts):
+        f = res.is_anomaly[offsets[i] : offsets[i + 1]]
+        # rows that repeat a timestamp take the verdict of the first row of that timestamp
+        idx = np.cumsum(keep) - 1
+        flags.append(f[idx])
+    return flags, seconds, int(len(values))
+
+
+def score_set(name: str, series: list[Series], flags: list[np.ndarray], scorer: Any) -> dict[str, Any]:
+    """Pooled delay-adjusted P/R/F1; for NAB also windows hit and alarms outside windows per series."""
+    if name == "kpi":
+        items = [(s.timestamps.astype(np.int64), s.labels, f) for s, f in zip(series, flags, strict=True)]
+        r = scorer.evaluate_series_set(items, k=7)["delay_adjusted"]
+        return {"f1": r["f1"], "precision": r["precision"], "recall": r["recall"], "flag_share": _share(flags)}
+    tp = fp = fn = 0
+    hit = n_windows = outside = 0
+    for s, f in zip(series, flags, strict=True):
+        y, p, _ = scorer.reconstruct(s.timestamps.astype(np.int64), s.labels, f)
+        r = scorer.delay_prf(y, p, s.k)
+        tp, fp, fn = tp + r["tp"], fp + r["fp"], fn + r["fn"]
+        w = scorer.window_recall(s.windows, s.timestamps[f.astype(bool)])
+        hit, n_windows, outside = hit + w["windows_detected"], n_windows + w["windows"], outside + w[
+            "detections_outside_windows"
+        ]
+    prf = scorer._prf(tp, fp, fn)
+    return {
+        "f1": prf["f1"],
+        "precision": prf["precision"],
+        "recall": prf["recall"],
+        "windows_hit": hit,
+        "windows": n_windows,
+        "outside_per_series": outside / len(series),
+        "flag_share": _share(flags),
+    }
+
+
+def _share(flags: list[np.ndarray]) -> float:
+    return float(sum(int(f.sum()) for f in flags) / max(1, sum(len(f) for f in flags)))
