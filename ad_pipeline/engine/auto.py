@@ -43,6 +43,7 @@ sensitivity false alarms / point  one alarm per ...
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -53,9 +54,12 @@ from scipy.special import ndtri
 from ..errors import AnomalyDetectorError
 from .model import EntireOutput, GridSeries, LastOutput
 
-TREND_WINDOW = 31
-SCALE_WINDOW = 576
+TREND_WINDOW = 31  # points: the fast trend, follows level shifts within ~15 points
+SMOOTH_RATIO = 1.5  # the one-season trend is kept unless it leaves 1.5x the fast trend's spread
+SCALE_WINDOW = 576  # points: the local noise scale is a median over blocks of ~2 days of 5-minute data
 MIN_SEASONAL_STRENGTH = 0.3
+RELATIVE_FLOOR = 0.03  # noise below 3% of the series' standard deviation counts as a perfect fit
+TAIL_QUANTILE = 0.95  # heavy residual tails raise the threshold by sqrt(q95(z) / 1.96)
 _SECONDS = {"weekly": 604_800, "daily": 86_400, "hourly": 3_600, "minutely": 60, "secondly": 1}
 _DEFAULT_WINDOW = {"daily": 28, "hourly": 168, "minutely": 1440, "monthly": 12, "weekly": 12, "yearly": 12}
 
@@ -79,19 +83,21 @@ def threshold(sensitivity: float) -> float:
 
 
 def _running_median(x: NDArray[np.float64], window: int) -> NDArray[np.float64]:
-    w = max(3, min(int(window), len(x)) | 1)
+    w = max(1, min(int(window), len(x)) | 1)
     if w > len(x):
         w -= 2
-    return median_filter(x, size=max(w, 1), mode="nearest")
+    return median_filter(x, size=w, mode="nearest")
 
 
 def _phase_median(d: NDArray[np.float64], period: int) -> NDArray[np.float64]:
-    """Median of ``d`` per phase ``i % period``, repeated over the series."""
+    """Median of ``d`` (NaN = left out) per phase ``i % period``, repeated over the series."""
     n = len(d)
     m = -(-n // period) * period
     a = np.full(m, np.nan)
     a[:n] = d
-    prof = np.nanmedian(a.reshape(-1, period), axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN phase stays NaN
+        prof = np.nanmedian(a.reshape(-1, period), axis=0)
     return np.tile(prof, m // period)[:n]
 
 
@@ -99,7 +105,19 @@ def _mad(a: NDArray[np.float64]) -> float:
     return float(np.median(np.abs(a - np.median(a))))
 
 
+def _fill_nan(a: NDArray[np.float64], fallback: float) -> NDArray[np.float64]:
+    bad = np.isnan(a)
+    if bad.all():
+        return np.full_like(a, fallback)
+    if bad.any():
+        idx = np.arange(len(a))
+        a = a.copy()
+        a[bad] = np.interp(idx[bad], idx[~bad], a[~bad])
+    return a
+
+
 def _candidate_periods(gs: GridSeries, n: int) -> list[int]:
+    """One day and one week in points, where the granularity allows and 3 cycles fit."""
     step = _SECONDS.get(gs.granularity, 0) * gs.custom_interval
     if not step or 86_400 % step:
         return []
@@ -108,6 +126,7 @@ def _candidate_periods(gs: GridSeries, n: int) -> list[int]:
 
 
 def _choose_period(x: NDArray[np.float64], candidates: list[int]) -> int:
+    """The candidate whose per-phase profile explains most (at least 30%) of the detrended spread."""
     best, period = MIN_SEASONAL_STRENGTH, 0
     for p in candidates:
         d = x - _running_median(x, max(TREND_WINDOW, p + 1))
@@ -120,36 +139,63 @@ def _choose_period(x: NDArray[np.float64], candidates: list[int]) -> int:
     return period
 
 
-def _fit(y: NDArray[np.float64], period: int) -> NDArray[np.float64]:
+def _fit(y: NDArray[np.float64], period: int, window: int) -> NDArray[np.float64]:
+    """Running-median trend (``window`` points) plus per-phase median season, refined once."""
     if not period:
-        return _running_median(y, TREND_WINDOW)
-    trend = _running_median(y, TREND_WINDOW)
-    seasonal = _phase_median(y - trend, period)
-    trend = _running_median(y - seasonal, TREND_WINDOW)
+        return _running_median(y, window)
+    trend = _running_median(y, max(window, period + 1))
+    trend = _running_median(y - _phase_median(y - trend, period), window)
     return trend + _phase_median(y - trend, period)
 
 
-def _block_median(a: NDArray[np.float64], window: int) -> NDArray[np.float64]:
-    """Local median of ``a``: medians of blocks of ``window/4`` points, smoothed over 5 blocks."""
+def _trend_window(x: NDArray[np.float64], period: int, long_window: int) -> int:
+    """The smooth (one-season) trend unless the fast one explains the data clearly better.
+
+    A smooth trend does not absorb sustained anomalies (a flat-lined day, a stuck sensor); a
+    fast one follows series that wander without a pattern. Keep the smooth one unless it leaves
+    ``SMOOTH_RATIO`` times the spread of the fast one.
+    """
+    if long_window <= TREND_WINDOW or len(x) < 2 * long_window:
+        return TREND_WINDOW
+    smooth = _mad(x - _fit(x, period, long_window))
+    fast = _mad(x - _fit(x, period, TREND_WINDOW))
+    return long_window if smooth <= SMOOTH_RATIO * fast else TREND_WINDOW
+
+
+def _block_median(a: NDArray[np.float64], window: int, fallback: float) -> NDArray[np.float64]:
+    """Local median of ``a`` (NaN = left out): medians of blocks of ``window/4`` points, smoothed over 5 blocks."""
     n = len(a)
     block = max(16, min(window, n) // 4)
     nb = -(-n // block)
     padded = np.full(nb * block, np.nan)
     padded[:n] = a
-    med = np.nanmedian(padded.reshape(nb, block), axis=1)
+    blocks = padded.reshape(nb, block)
+    enough = np.count_nonzero(~np.isnan(blocks), axis=1) >= block // 4
+    med = np.full(nb, np.nan)
+    if enough.any():
+        med[enough] = np.nanmedian(blocks[enough], axis=1)
+    med = _fill_nan(med, fallback)
     if nb >= 3:
         med = median_filter(med, size=min(5, nb - (1 - nb % 2)), mode="nearest")
     return np.repeat(med, block)[:n]
 
 
-def _scale(r: NDArray[np.float64], period: int, level: float) -> NDArray[np.float64]:
-    a = np.abs(r)
-    sc = 1.4826 * _block_median(a, SCALE_WINDOW)
+def _scale(r: NDArray[np.float64], period: int, spread: float, masked: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """Robust noise scale per point; the incident points in ``masked`` do not inflate it.
+
+    The largest of: the local scale of first differences (blind to level shifts, so a sustained
+    anomaly cannot hide itself), the per-phase scale of the residual (noise that follows the
+    season), and a floor (the mean absolute residual; ``RELATIVE_FLOOR`` of the series' spread).
+    """
+    floor = max(1.2533 * float(np.mean(np.abs(r - np.median(r)))), RELATIVE_FLOOR * spread, 1e-12)
+    step = np.abs(np.diff(r, prepend=r[0])) / np.sqrt(2.0)
+    if len(step) > 1:
+        step[0] = step[1]
+    sc = 1.4826 * _block_median(np.where(masked, np.nan, step), SCALE_WINDOW, floor / 1.4826)
     if period:
-        ph = 1.4826 * _phase_median(a, period)[:period]
-        ph = median_filter(ph, size=max(3, (period // 24) | 1), mode="wrap")
+        ph = _phase_median(np.where(masked, np.nan, np.abs(r)), period)[:period]
+        ph = median_filter(1.4826 * _fill_nan(ph, floor / 1.4826), size=max(3, (period // 24) | 1), mode="wrap")
         sc = np.maximum(sc, np.tile(ph, -(-len(r) // period))[: len(r)])
-    floor = max(1.2533 * float(np.mean(np.abs(r - np.median(r)))), 1e-9 * max(1.0, level))
     return np.maximum(sc, floor)
 
 
@@ -157,29 +203,33 @@ def _detect(gs: GridSeries) -> EntireOutput:
     p = gs.params
     values = gs.values
     observed = ~np.isnan(values)
-    contiguous = observed.mean() < 0.5
+    contiguous = observed.mean() < 0.5  # irregular sampling: model the observed points in order
     x = values[observed] if contiguous else values.copy()
     if not contiguous and not observed.all():
         idx = np.arange(len(x))
         x[~observed] = np.interp(idx[~observed], idx[observed], x[observed])
     n = len(x)
+    candidates = [] if contiguous else _candidate_periods(gs, n)
     if p.period is not None:
         period = p.period if 1 < p.period <= n // 2 else 0
     else:
-        period = 0 if contiguous else _choose_period(x, _candidate_periods(gs, n))
+        period = _choose_period(x, candidates)
+    window = _trend_window(x, period, period or (candidates[0] if candidates else 0))
     thr = threshold(p.sensitivity)
-    level = float(np.median(np.abs(x)))
+    spread = float(np.std(x))
 
-    expected = _fit(x, period)
-    z = np.abs(x - expected) / _scale(x - expected, period, level)
+    expected = _fit(x, period, window)
+    z = np.abs(x - expected) / _scale(x - expected, period, spread, np.zeros(n, dtype=bool))
     masked = z > thr
     if masked.any():  # incident masking: refit without the first pass' anomalies
-        expected = _fit(np.where(masked, expected, x), period)
+        expected = _fit(np.where(masked, expected, x), period, window)
     resid = x - expected
-    scale = _scale(resid, period, level)
+    scale = _scale(resid, period, spread, masked)
     z = np.abs(resid) / scale
+    tail = float(np.quantile(z, TAIL_QUANTILE)) / float(ndtri(0.5 + TAIL_QUANTILE / 2))
+    thr *= np.sqrt(max(1.0, tail))
 
-    obs = observed[observed] if contiguous else observed
+    obs = np.ones(n, dtype=bool) if contiguous else observed
     flag = (z > thr) & obs
     limit = int(np.ceil(p.max_anomaly_ratio * n))
     if flag.sum() > limit:
