@@ -7,8 +7,11 @@ Shared by ``benchmarks/quality.py`` and the quality tests, so both measure the s
 - a few NAB files repeat a timestamp: the first row of each timestamp is kept for detection, and
   every row is scored with the verdict of its timestamp;
 - KPI: delay-adjusted F1 with k = 7 after regridding (the KPI-competition protocol);
-- NAB: delay-adjusted F1 with k = half the label window of each series, pooled over series, plus
-  window recall and alarms outside windows per series.
+- NAB: delay-adjusted F1 with k = half the label window of each series, on the rows as labelled
+  (no regridding: NAB's windows are defined on its rows; regridding is the KPI protocol), pooled
+  over series, plus window recall and alarms outside windows per series. Scored this way, our
+  ``method="azure"`` lands within ~0.01 of the figures the issue measured for Microsoft's
+  release (0.663 / 0.523 / 0.905); regridded, it would not (0.632 / 0.515 / 0.817).
 """
 
 from __future__ import annotations
@@ -115,8 +118,7 @@ def score_set(name: str, series: list[Series], flags: list[np.ndarray], scorer: 
     tp = fp = fn = 0
     hit = n_windows = outside = 0
     for s, f in zip(series, flags, strict=True):
-        y, p, _ = scorer.reconstruct(s.timestamps.astype(np.int64), s.labels, f)
-        r = scorer.delay_prf(y, p, s.k)
+        r = scorer.delay_prf(s.labels, f, s.k)
         tp, fp, fn = tp + r["tp"], fp + r["fp"], fn + r["fn"]
         w = scorer.window_recall(s.windows, s.timestamps[f.astype(bool)])
         hit, n_windows, outside = hit + w["windows_detected"], n_windows + w["windows"], outside + w[

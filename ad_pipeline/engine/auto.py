@@ -43,7 +43,6 @@ sensitivity false alarms / point  one alarm per ...
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -89,15 +88,24 @@ def _running_median(x: NDArray[np.float64], window: int) -> NDArray[np.float64]:
     return median_filter(x, size=w, mode="nearest")
 
 
+def _nanmedian_rows(a: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Median of each column of ``a`` ignoring NaN (NaN where a column has no value); sort based, fast."""
+    s = np.sort(a, axis=0)  # NaN sorts last
+    count = np.count_nonzero(~np.isnan(a), axis=0)
+    lo = np.maximum((count - 1) // 2, 0)
+    hi = np.maximum(count // 2, 0)
+    cols = np.arange(a.shape[1])
+    med = 0.5 * (s[lo, cols] + s[hi, cols])
+    return np.where(count > 0, med, np.nan)
+
+
 def _phase_median(d: NDArray[np.float64], period: int) -> NDArray[np.float64]:
     """Median of ``d`` (NaN = left out) per phase ``i % period``, repeated over the series."""
     n = len(d)
     m = -(-n // period) * period
     a = np.full(m, np.nan)
     a[:n] = d
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN phase stays NaN
-        prof = np.nanmedian(a.reshape(-1, period), axis=0)
+    prof = _nanmedian_rows(a.reshape(-1, period))
     return np.tile(prof, m // period)[:n]
 
 
@@ -173,7 +181,7 @@ def _block_median(a: NDArray[np.float64], window: int, fallback: float) -> NDArr
     enough = np.count_nonzero(~np.isnan(blocks), axis=1) >= block // 4
     med = np.full(nb, np.nan)
     if enough.any():
-        med[enough] = np.nanmedian(blocks[enough], axis=1)
+        med[enough] = _nanmedian_rows(blocks[enough].T)
     med = _fill_nan(med, fallback)
     if nb >= 3:
         med = median_filter(med, size=min(5, nb - (1 - nb % 2)), mode="nearest")
