@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-
-
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -19,7 +17,10 @@ from .result import ChangePointResult, EntireResult, LastResult
 
 
 def _one(values: ArrayLike) -> tuple[np.ndarray, list[int]]:
-    v = np.asarray(values, dtype=np.float64) if not isinstance(values, np.ndarray) else values
+    try:
+        v = np.asarray(values, dtype=np.float64) if not isinstance(values, np.ndarray) else values
+    except (TypeError, ValueError):  # the batch check names the offending value
+        v = np.asarray(values, dtype=object)
     if v.ndim != 1:
         from ..errors import BadArgument
 

@@ -21,7 +21,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..errors import AnomalyDetectorError, BadArgument, InvalidModelArgument, InvalidSeries
+from ..errors import (
+    AnomalyDetectorError,
+    BadArgument,
+    InvalidGranularity,
+    InvalidModelArgument,
+    InvalidSeries,
+)
 from .granularity import as_datetime64, grid_positions, infer_granularity
 from .model import EntireOutput, GridSeries, LastOutput, Model
 from .params import (
@@ -35,6 +41,8 @@ from .result import ChangePointBatchResult, EntireBatchResult, LastBatchResult
 
 MIN_POINTS = 12
 MAX_ABS_VALUE = 1e100
+MAX_GRID_FACTOR = 100  # a grid more than 99% missing is refused (it would also exhaust memory)
+MAX_GRID_POINTS = 50_000_000  # with an explicit granularity, the grid size that is refused
 ERRORS = ("raise", "coerce")
 
 DETECT_DEFAULTS: dict[str, Any] = {
@@ -70,7 +78,7 @@ def check_batch_input(
         vals = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         raise BadArgument(
-            "The 'series' field must hold numeric values, got values that cannot be read as numbers."
+            f"The 'series' field must hold numeric values, got {_first_non_numeric(values)}."
         ) from None
     if vals.ndim != 1:
         raise BadArgument(f"The 'series' field must be one-dimensional, got an array of shape {vals.shape}.")
@@ -79,9 +87,15 @@ def check_batch_input(
         raise BadArgument("The 'offsets' field must be a 1-d integer array starting at 0, got " f"{offs!r:.80}.")
     offs = offs.astype(np.int64)
     if offs[0] != 0 or offs[-1] != len(vals) or (np.diff(offs) < 0).any():
+        down = np.flatnonzero(np.diff(offs) < 0)
+        got = (
+            f"offsets[{down[0] + 1}] = {offs[down[0] + 1]} after {offs[down[0]]}"
+            if offs[0] == 0 and offs[-1] == len(vals)
+            else f"{offs[0]} .. {offs[-1]}"
+        )
         raise BadArgument(
             f"The 'offsets' field must start at 0, never decrease and end at len(values) = {len(vals)}, "
-            f"got {offs[0]} .. {offs[-1]}."
+            f"got {got}."
         )
     ts = None
     if timestamps is not None:
@@ -91,6 +105,20 @@ def check_batch_input(
                 f"The 'timestamps' field must hold one timestamp per value ({len(vals)}), got {len(ts)}."
             )
     return vals, offs, ts
+
+
+def _first_non_numeric(values: Any) -> str:
+    """Describe the first value that is not a number (only called on the error path)."""
+    try:
+        flat = np.asarray(values, dtype=object).ravel()
+    except (TypeError, ValueError):
+        return "values of uneven length"
+    for i, v in enumerate(flat):
+        try:
+            float(v)
+        except (TypeError, ValueError):
+            return f"{v!r:.40} at index {i}"
+    return "values that cannot be read as numbers"
 
 
 def _prepare(
@@ -115,9 +143,28 @@ def _prepare(
         granularity = granularity or "none"
         pos = np.arange(len(values), dtype=np.int64)
     else:
+        inferred = granularity is None
         if granularity is None:
             granularity, interval = infer_granularity(ts)
         pos = grid_positions(ts, granularity, interval)
+        m = int(pos[-1]) + 1
+        # an explicit granularity keeps Azure's answer for sparse grids (a recorded case has 24
+        # microsecond points over 23,001 grid points); only a grid too big for memory is refused
+        if m > MAX_GRID_FACTOR * len(values) and (inferred or m > MAX_GRID_POINTS):
+            what = (
+                f"The timestamps fit no regular grid: their common step (granularity {granularity!r}, "
+                f"custom_interval {interval})"
+                if inferred
+                else f"The 'series' field timestamps on the grid of granularity {granularity!r} with "
+                f"custom_interval {interval}"
+            )
+            err = InvalidGranularity if inferred else InvalidSeries
+            limit = (
+                f"at most {MAX_GRID_FACTOR} grid points per given point are allowed"
+                if inferred
+                else f"a grid of more than {MAX_GRID_POINTS} points and {MAX_GRID_FACTOR} per given point is refused"
+            )
+            raise err(f"{what} span {m} grid points for {len(values)} points: {limit}.")
     m = int(pos[-1]) + 1
     if params.period is not None and params.period > 0 and m < 2 * params.period + 1:
         raise InvalidModelArgument(
@@ -161,12 +208,13 @@ def _run(
         raise BadArgument(f"The 'errors' field must be one of {', '.join(ERRORS)}, got {errors!r}.")
     vals, offs, ts = check_batch_input(values, offsets, timestamps)
     n_series = len(offs) - 1
+    known = CHANGE_POINT_DEFAULTS if kind == "change_points" else DETECT_DEFAULTS
+    unknown = set(parameters) - set(known)
+    if unknown:
+        raise BadArgument(f"Unknown parameter(s) {sorted(unknown)}; expected some of {sorted(known)}.")
     if kind == "change_points":
         plist = expand_params(n_series, check_change_point_params, parameters, CHANGE_POINT_DEFAULTS)
     else:
-        unknown = set(parameters) - set(DETECT_DEFAULTS)
-        if unknown:
-            raise BadArgument(f"Unknown parameter(s) {sorted(unknown)}; expected some of {sorted(DETECT_DEFAULTS)}.")
         plist = expand_params(n_series, check_params, parameters, DETECT_DEFAULTS)
 
     outputs: list[Any] = [None] * n_series
