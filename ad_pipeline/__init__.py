@@ -10,7 +10,7 @@ detection) over numpy arrays, with adapters for pandas, polars, DuckDB and Airfl
 [9]
 """
 
-from . import errors
+from . import _register, errors  # noqa: F401  (_register: df.anomaly once pandas/polars get imported)
 from .engine import (
     ChangePointBatchResult,
     ChangePointResult,
@@ -44,5 +44,14 @@ __all__ = [
     "detect_last",
     "detect_last_batch",
     "errors",
+    "TabularDetector",
     "__version__",
 ]
+
+
+def __getattr__(name: str):  # lazy: `import ad_pipeline` must not import scikit-learn/numba kernels
+    if name in ("TabularDetector", "TabularExplanation"):
+        from .engine import tabular
+
+        return getattr(tabular, name)
+    raise AttributeError(f"module 'ad_pipeline' has no attribute {name!r}")
