@@ -1,0 +1,88 @@
+"""An Azure request body (camelCase JSON) as our values, timestamps and keyword parameters.
+
+One mapping for every consumer (the golden replay, the REST service). Values are not checked
+here: the engine's parameter checks (:mod:`ad_pipeline.engine.params`) do that in one place.
+
+>>> body = {"series": [{"timestamp": "2024-01-01T00:00:00Z", "value": 1.0}], "granularity": "daily",
+...         "imputeStrategy": {"imputeMode": "fixed", "imputeValue": 0}}
+>>> values, ts, kw = parse_request(body)
+>>> kw["impute_mode"], kw["impute_fixed_value"], kw["sensitivity"]
+('fixed', 0, 99)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ...errors import BadArgument
+
+_FIELDS = {
+    "granularity": "granularity",
+    "customInterval": "custom_interval",
+    "period": "period",
+    "maxAnomalyRatio": "max_anomaly_ratio",
+    "sensitivity": "sensitivity",
+    "imputeMode": "impute_mode",
+    "imputeFixedValue": "impute_fixed_value",
+    "boundaryVersion": "boundary_version",
+}
+# accepted and ignored: response-shaping flags of the service and the fixed test level
+_IGNORED = {"needDetectorId", "needFillUpConfirm", "needSpectrumPeriod", "alpha", "series"}
+_LEGACY = {"imputeStrategy", "fillUpMode", "fixedValue"}
+_FILL_UP = {"last": "previous", "no": "notFill", "notfill": "notFill"}
+
+
+def parse_request(body: dict[str, Any]) -> tuple[NDArray[np.float64], list[str] | None, dict[str, Any]]:
+    """``(values, timestamps, kwargs)`` of a detect request; sensitivity 99 when omitted.
+
+    Legacy forms are mapped: ``imputeStrategy: {imputeMode, imputeValue}`` and
+    ``fillUpMode`` (``last`` = previous, ``no`` = notFill) with ``fixedValue``.
+    """
+    if not isinstance(body, dict):
+        raise BadArgument(f"The request body must be a JSON object, got {type(body).__name__}.")
+    series = body.get("series")
+    if series is None:
+        raise BadArgument("The 'series' field is required in request.")
+    if not isinstance(series, list):
+        raise BadArgument(f"The 'series' field must be a list of points, got {type(series).__name__}.")
+    unknown = set(body) - set(_FIELDS) - _IGNORED - _LEGACY
+    if unknown:
+        raise BadArgument(f"Unknown request field(s) {sorted(unknown)}; expected some of {sorted(_FIELDS)}.")
+    values = np.empty(len(series), dtype=np.float64)
+    stamps: list[str] = []
+    for i, point in enumerate(series):
+        if not isinstance(point, dict):
+            raise BadArgument(
+                f"The 'series' field must hold objects with a value, got {point!r:.60} at index {i}."
+            )
+        v = point.get("value")
+        if isinstance(v, bool) or (v is not None and not isinstance(v, (int, float))):
+            raise BadArgument(f"The 'series' field values must be numbers, got {v!r:.60} at index {i}.")
+        values[i] = np.nan if v is None else float(v)
+        if "timestamp" in point:
+            if not isinstance(point["timestamp"], str):  # numbers/lists would reach numpy unchecked
+                raise BadArgument(
+                    f"The 'series' field timestamps must be ISO-8601 strings, got {point['timestamp']!r:.60} at index {i}."
+                )
+            stamps.append(point["timestamp"])
+    if stamps and len(stamps) != len(series):
+        raise BadArgument("The 'series' field must give a timestamp for every point or for none.")
+    kwargs: dict[str, Any] = {name: body[key] for key, name in _FIELDS.items() if key in body}
+    strategy = body.get("imputeStrategy")
+    if isinstance(strategy, dict):
+        if "imputeMode" in strategy and "impute_mode" not in kwargs:
+            kwargs["impute_mode"] = strategy["imputeMode"]
+        if "imputeValue" in strategy and "impute_fixed_value" not in kwargs:
+            kwargs["impute_fixed_value"] = strategy["imputeValue"]
+    elif strategy is not None:
+        raise BadArgument(f"The 'imputeStrategy' field must be an object, got {strategy!r:.60}.")
+    if "fillUpMode" in body and "impute_mode" not in kwargs:
+        mode = body["fillUpMode"]
+        kwargs["impute_mode"] = _FILL_UP.get(mode.lower(), mode) if isinstance(mode, str) else mode
+    if "fixedValue" in body and "impute_fixed_value" not in kwargs:
+        kwargs["impute_fixed_value"] = body["fixedValue"]
+    kwargs.setdefault("sensitivity", 99)
+    return values, (stamps or None), kwargs

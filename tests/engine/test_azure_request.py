@@ -1,0 +1,77 @@
+"""The Azure request parser: one mapping of camelCase bodies, strict through the engine's checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ad_pipeline as ad
+from ad_pipeline.engine.azure.request import parse_request
+from ad_pipeline.errors import BadArgument, InvalidGranularity, InvalidImputeMode, InvalidModelArgument
+
+
+def _body(**fields: object) -> dict:
+    series = [{"timestamp": f"2024-01-{d:02d}T00:00:00Z", "value": float(d % 7)} for d in range(1, 29)]
+    return {"series": series, **fields}
+
+
+def test_fields_map_to_snake_case_and_sensitivity_defaults_to_99() -> None:
+    values, ts, kw = parse_request(
+        _body(granularity="daily", customInterval=1, maxAnomalyRatio=0.1, period=7)
+    )
+    assert len(values) == 28 and ts is not None and len(ts) == 28
+    assert kw == {
+        "granularity": "daily",
+        "custom_interval": 1,
+        "max_anomaly_ratio": 0.1,
+        "period": 7,
+        "sensitivity": 99,
+    }
+
+
+@pytest.mark.parametrize(
+    ("legacy", "mode", "value"),
+    [
+        ({"imputeStrategy": {"imputeMode": "fixed", "imputeValue": 3}}, "fixed", 3),
+        ({"imputeStrategy": {"imputeMode": "zero"}}, "zero", None),
+        ({"fillUpMode": "last"}, "previous", None),
+        ({"fillUpMode": "no"}, "notFill", None),
+        ({"fillUpMode": "fixed", "fixedValue": 2.5}, "fixed", 2.5),
+        ({"imputeMode": "linear"}, "linear", None),
+    ],
+)
+def test_legacy_impute_fields(legacy: dict, mode: str, value: float | None) -> None:
+    _, _, kw = parse_request(_body(**legacy))
+    assert kw["impute_mode"] == mode
+    assert kw.get("impute_fixed_value") == value
+
+
+def test_missing_series_and_unknown_fields_are_refused() -> None:
+    with pytest.raises(BadArgument, match="'series' field is required"):
+        parse_request({"granularity": "daily"})
+    with pytest.raises(BadArgument, match="Unknown request field"):
+        parse_request(_body(sensitivty=95))
+    with pytest.raises(BadArgument, match="must be numbers"):
+        parse_request({"series": [{"value": "abc"}] * 12})
+
+
+def test_null_values_are_missing_points() -> None:
+    body = _body()
+    body["series"][3]["value"] = None
+    values, _, _ = parse_request(body)
+    assert np.isnan(values[3]) and np.isfinite(np.delete(values, 3)).all()
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"granularity": "fortnightly"}, InvalidGranularity),
+        ({"imputeMode": "spline"}, InvalidImputeMode),
+        ({"sensitivity": 120}, InvalidModelArgument),
+        ({"maxAnomalyRatio": 0.7}, InvalidModelArgument),
+    ],
+)
+def test_bad_values_raise_the_engines_errors(fields: dict, error: type) -> None:
+    values, ts, kw = parse_request(_body(**fields))
+    with pytest.raises(error):
+        ad.detect_entire(values, ts, **kw)
