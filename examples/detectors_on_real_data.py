@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
                 "is_change_point": np.r_[False, np.diff(labels.astype(int)) == 1],
             }
         )
-    plot_series(panels, path=out, title="Labeled NAB windows start at the green lines")
+    plot_series(panels, path=out)  # the green "change point" lines mark where labeled windows start
     print(f"wrote {out}")
     return 0
 
