@@ -1,0 +1,231 @@
+"""Fixtures for the Airflow provider tests: a throwaway PostgreSQL server, DuckDB files, an Airflow home.
+
+Airflow reads its configuration when first imported, so the environment is set here, at import
+time of this conftest (before any test module imports Airflow): a temporary ``AIRFLOW_HOME`` with a
+SQLite metadata database and ``dags/`` of the repository as the DAGs folder.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+
+import pgserver  # noqa: E402
+
+_HOME = Path(tempfile.mkdtemp(prefix="ad_airflow_home_"))
+AIRFLOW_ENV = {
+    "AIRFLOW_HOME": str(_HOME),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
+    "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(_HOME / "logs"),
+    "AD_PIPELINE_DEMO_DUCKDB": str(_HOME / "demo.duckdb"),
+    # the in-process execution API validates tokens with this secret (generated once otherwise,
+    # which does not happen when operators ran outside a task runner first)
+    "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
+}
+os.environ.update(AIRFLOW_ENV)
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- Airflow metadata DB
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> dict[str, float]:
+    """``airflow db migrate`` once per session (SQLite); returns its duration in seconds."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env={**os.environ, **AIRFLOW_ENV},
+        capture_output=True,
+        text=True,
+    )
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        pytest.fail(f"airflow db migrate failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    print(f"\n[airflow db migrate took {elapsed:.1f} s]")
+    return {"migrate_seconds": elapsed}
+
+
+_API: list[Any] = []
+
+
+def _patch_in_process_execution_api() -> None:
+    """Work around two faults of Airflow 3.2.2 with the locked pydantic 2.14 / fastapi 0.165 / starlette 1.x.
+
+    1. ``TIStateUpdate`` declares its callable discriminator as ``Field(discriminator=fn)``, which
+       this pydantic refuses ("needs a discriminator field"), so the execution API cannot be built;
+       ``Discriminator(fn)`` is the spelling it accepts.
+    2. ``dag.test()`` builds a new in-process API per task and drops the object holding its lifespan
+       (``app.state.svcs_registry`` disappears when it is garbage-collected); one API kept alive for
+       the session avoids that and the rebuild per task.
+
+    Each patch applies only when the fault is present.
+    """
+    from typing import Annotated
+
+    import airflow.api_fastapi.execution_api.datamodels.taskinstance as ti_models
+    from pydantic import Discriminator, TypeAdapter
+    from pydantic.errors import PydanticUserError
+
+    try:
+        TypeAdapter(ti_models.TIStateUpdate)
+    except PydanticUserError:
+        ti_models.TIStateUpdate = Annotated[  # type: ignore[misc]
+            ti_models.TIStateUpdate.__origin__, Discriminator(ti_models.ti_state_discriminator)
+        ]
+
+    import airflow.sdk.execution_time.supervisor as supervisor
+
+    original = supervisor.in_process_api_server
+    if getattr(original, "_ad_pipeline_cached", False):
+        return
+
+    def in_process_api_server() -> Any:
+        if not _API:
+            api = original()
+            api.transport  # noqa: B018 - starts the lifespan
+            deadline = time.monotonic() + 30
+            while not hasattr(api.app.state, "svcs_registry") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            _API.append(api)
+        return _API[0]
+
+    in_process_api_server._ad_pipeline_cached = True  # type: ignore[attr-defined]
+    supervisor.in_process_api_server = in_process_api_server
+
+
+@pytest.fixture(scope="session")
+def dag_test_ready(airflow_db: dict[str, float]) -> dict[str, float]:
+    """An Airflow home where ``dag.test()`` runs tasks in-process."""
+    _patch_in_process_execution_api()
+    return airflow_db
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[pgserver.PostgresServer]:
+    """A throwaway PostgreSQL server for the session (initdb in a temp dir, stopped at the end)."""
+    if pgserver.find_pg_bin() is None:
+        msg = "PostgreSQL server binaries not found (apt-get install -y postgresql)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{msg}; CI=true requires them.")
+        pytest.skip(msg)
+    server = pgserver.start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Warehouse:
+    """A fresh database for one test: its ``conn_id``, plus helpers to set up and inspect tables."""
+
+    def __init__(self, kind: str, conn_id: str, dsn: str) -> None:
+        self.kind, self.conn_id, self.dsn = kind, conn_id, dsn
+
+    def _connect(self) -> Any:
+        if self.kind == "duckdb":
+            import duckdb
+
+            return duckdb.connect(self.dsn)
+        import psycopg
+
+        return psycopg.connect(self.dsn, autocommit=True)
+
+    def run(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        """Run statements (``;``-separated when no params) and return the last result rows."""
+        con = self._connect()
+        try:
+            if self.kind == "duckdb":
+                cur = con.execute(sql, params) if params is not None else con.execute(sql)
+                try:
+                    return cur.fetchall()
+                except Exception:  # noqa: BLE001 - statements without a result
+                    return []
+            cur = con.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+        finally:
+            con.close()
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        con = self._connect()
+        try:
+            if self.kind == "duckdb":  # one Arrow insert: DuckDB's executemany is a statement per row
+                import pyarrow as pa
+
+                data = pa.table({f"c{i}": list(col) for i, col in enumerate(zip(*rows, strict=True))})
+                con.register("ad_rows", data)
+                con.execute(sql.split(" VALUES ")[0] + " SELECT * FROM ad_rows")
+                con.unregister("ad_rows")
+            else:
+                sql = sql.replace("?", "%s")
+                with con.cursor() as cur:
+                    cur.executemany(sql, rows)
+        finally:
+            con.close()
+
+    def quote(self, name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    def checksum(self, table: str) -> tuple[int, str]:
+        """(row count, md5 of every row in a canonical order) of ``table``."""
+        t = self.quote(table)
+        if self.kind == "duckdb":
+            rows = self.run(f"SELECT md5(string_agg(CAST(r AS VARCHAR), '|' ORDER BY CAST(r AS VARCHAR))), count(*) "
+                            f"FROM (SELECT * FROM {t}) r")
+        else:
+            rows = self.run(f"SELECT md5(string_agg(r::text, '|' ORDER BY r::text)), count(*) FROM {t} r")
+        return int(rows[0][1]), str(rows[0][0])
+
+    def table_exists(self, table: str) -> bool:
+        rows = self.run("SELECT count(*) FROM information_schema.tables WHERE table_name = ?".replace(
+            "?", "?" if self.kind == "duckdb" else "%s"), [table])
+        return rows[0][0] > 0
+
+
+@pytest.fixture
+def duckdb_wh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Warehouse:
+    path = tmp_path / "warehouse.duckdb"
+    conn_id = f"duck_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", "duckdb://" + quote(str(path), safe=""))
+    return Warehouse("duckdb", conn_id, str(path))
+
+
+@pytest.fixture
+def postgres_wh(pg_server: pgserver.PostgresServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Warehouse]:
+    import psycopg
+
+    db = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server.conninfo, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{db}"')
+    conn_id = f"pg_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{conn_id.upper()}", f"postgres://{pg_server.user}@{pg_server.host}:{pg_server.port}/{db}"
+    )
+    yield Warehouse("postgres", conn_id, f"postgresql://{pg_server.user}@{pg_server.host}:{pg_server.port}/{db}")
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def wh(request: pytest.FixtureRequest) -> Warehouse:
+    """Each test using ``wh`` runs against a real DuckDB file and a real PostgreSQL server."""
+    return request.getfixturevalue(f"{request.param}_wh")
