@@ -16,6 +16,11 @@ from .batch import detect_change_points_batch, detect_entire_batch, detect_last_
 from .result import ChangePointResult, EntireResult, LastResult
 
 
+def _keywords(scope: dict[str, object]) -> dict[str, object]:
+    """The keyword-only parameters of the calling function (everything but values/timestamps)."""
+    return {k: v for k, v in scope.items() if k not in ("values", "timestamps")}
+
+
 def _one(values: ArrayLike) -> tuple[np.ndarray, list[int]]:
     try:
         v = np.asarray(values, dtype=np.float64) if not isinstance(values, np.ndarray) else values
@@ -55,21 +60,9 @@ def detect_entire(
     >>> r.period, np.flatnonzero(r.is_anomaly).tolist()
     (4, [9])
     """
+    kwargs = _keywords(locals())
     v, offsets = _one(values)
-    res = detect_entire_batch(
-        v,
-        offsets,
-        timestamps,
-        granularity=granularity,
-        custom_interval=custom_interval,
-        period=period,
-        max_anomaly_ratio=max_anomaly_ratio,
-        sensitivity=sensitivity,
-        impute_mode=impute_mode,
-        impute_fixed_value=impute_fixed_value,
-        boundary_version=boundary_version,
-        method=method,
-    )
+    res = detect_entire_batch(v, offsets, timestamps, **kwargs)
     return res.series(0)
 
 
@@ -96,21 +89,9 @@ def detect_last(
     >>> detect_last(x).is_anomaly
     True
     """
+    kwargs = _keywords(locals())
     v, offsets = _one(values)
-    res = detect_last_batch(
-        v,
-        offsets,
-        timestamps,
-        granularity=granularity,
-        custom_interval=custom_interval,
-        period=period,
-        max_anomaly_ratio=max_anomaly_ratio,
-        sensitivity=sensitivity,
-        impute_mode=impute_mode,
-        impute_fixed_value=impute_fixed_value,
-        boundary_version=boundary_version,
-        method=method,
-    )
+    res = detect_last_batch(v, offsets, timestamps, **kwargs)
     return res.series(0)
 
 
@@ -133,17 +114,9 @@ def detect_change_points(
     >>> np.flatnonzero(detect_change_points(x).is_change_point).tolist()
     [100]
     """
+    kwargs = _keywords(locals())
     v, offsets = _one(values)
-    res = detect_change_points_batch(
-        v,
-        offsets,
-        timestamps,
-        granularity=granularity,
-        custom_interval=custom_interval,
-        period=period,
-        stable_trend_window=stable_trend_window,
-        threshold=threshold,
-    )
+    res = detect_change_points_batch(v, offsets, timestamps, **kwargs)
     return res.series(0)
 
 
