@@ -1,0 +1,601 @@
+"""A drop-in replacement for the Azure Anomaly Detector REST service (univariate).
+
+Serves ``POST /anomalydetector/{v1.0,v1.1}/timeseries/{entire,last,changepoint}/detect`` with
+Azure's request and response bodies, on the same engine as the Python API: code written for
+Azure keeps working once its endpoint and key point here. Needs the ``[server]`` extra
+(FastAPI + uvicorn); start it with ``ad-pipeline serve``.
+
+- The request is read by :func:`ad_pipeline.engine.azure.request.parse_request` (shared with
+  every replay of recorded requests) and the response is the result's ``to_dict()``.
+- Refusals are Azure's: HTTP 400 ``{"code", "message"}`` (the library's error), 401 for a
+  missing or unknown ``Ocp-Apim-Subscription-Key``, 405 for other methods, 413 for bodies over
+  ``max_body_bytes``, and the service's 8,640-point limit (``max_points``).
+- ``GET /healthz`` and ``GET /openapi.json`` need no key.
+
+>>> from fastapi.testclient import TestClient
+>>> client = TestClient(create_app(keys={"secret"}))
+>>> body = {"series": [{"value": v} for v in [1.0, 2, 3, 2] * 6], "sensitivity": 95}
+>>> r = client.post("/anomalydetector/v1.1/timeseries/last/detect", json=body,
+...                 headers={"Ocp-Apim-Subscription-Key": "secret"})
+>>> r.status_code, sorted(r.json())[:3]
+(200, ['expectedValue', 'isAnomaly', 'isNegativeAnomaly'])
+>>> client.post("/anomalydetector/v1.1/timeseries/last/detect", json=body).status_code
+401
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import AnomalyDetectorError, BadArgument, InvalidSeries, MissingDependency
+
+try:
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.openapi.utils import get_openapi
+    from fastapi.responses import JSONResponse, Response
+    from pydantic import BaseModel, ConfigDict, Field
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingDependency.for_extra("fastapi", "server") from exc
+
+__all__ = [
+    "API_VERSIONS",
+    "DEFAULT_MAX_POINTS",
+    "GRID_FACTOR",
+    "KEY_HEADER",
+    "KEYS_ENV",
+    "build_parser",
+    "create_app",
+    "load_keys",
+    "main",
+    "serve",
+]
+
+log = logging.getLogger("ad_pipeline.server")
+
+KEY_HEADER = "Ocp-Apim-Subscription-Key"
+KEYS_ENV = "AD_PIPELINE_API_KEYS"
+DEFAULT_MAX_POINTS = 8640
+#: a series may span at most this many times ``max_points`` grid points (given + missing ones):
+#: sparse series are legal (recorded Azure cases have 99.9% missing), but the grid bounds the work
+GRID_FACTOR = 16
+#: Served and documented; the preview spellings some older SDKs used are served too (undocumented).
+API_VERSIONS = ("v1.0", "v1.1")
+_EXTRA_API_VERSIONS = ("v1.1-preview", "v1.1-preview.1")
+_KINDS = ("entire", "last", "changepoint")
+
+
+# --------------------------------------------------------------------------- OpenAPI schemas
+# These models only *describe* the bodies in /openapi.json; requests are read by parse_request so
+# that refusals carry the library's codes and messages, never pydantic's.
+
+Granularity = Literal["yearly", "monthly", "weekly", "daily", "hourly", "minutely", "secondly", "microsecond", "none"]
+ImputeMode = Literal["auto", "previous", "linear", "fixed", "zero", "notFill"]
+
+
+def _example_series(n: int = 24) -> Any:  # JSON for the schema examples
+    return [
+        {"timestamp": f"2024-01-{d + 1:02d}T00:00:00Z", "value": [10.0, 12, 14, 12, 10, 8, 9][d % 7] + (d == 17) * 30}
+        for d in range(n)
+    ]
+
+
+class TimeSeriesPoint(BaseModel):
+    """One point of a series."""
+
+    model_config = ConfigDict(extra="allow")
+    timestamp: str | None = Field(
+        None,
+        description="ISO-8601 time of the point (e.g. 2024-01-01T00:00:00Z); give it on every point or on none.",
+        json_schema_extra={"format": "date-time"},
+    )
+    value: float = Field(description="The measurement.")
+
+
+class _RequestBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    series: list[TimeSeriesPoint] = Field(
+        min_length=12, description="At least 12 points, sorted by timestamp, at most the server's limit (8,640)."
+    )
+    granularity: Granularity | None = Field(None, description="Grid of the timestamps; absent = inferred from them.")
+    customInterval: int | None = Field(None, ge=1, description="Grid step in granularity units, e.g. 5 minutes.")
+    period: int | None = Field(None, ge=0, description="Seasonal period in points; absent = detected, 0 = none.")
+
+
+class ImputeStrategy(BaseModel):
+    """v1.0 spelling of imputeMode/imputeFixedValue."""
+
+    imputeMode: ImputeMode | None = None
+    imputeValue: float | None = None
+
+
+class DetectRequest(_RequestBase):
+    """Request of entire and last detection (v1.1 fields; v1.0's imputeStrategy/fillUpMode also read)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"series": _example_series(), "granularity": "daily", "sensitivity": 95}]}
+    )
+    maxAnomalyRatio: float | None = Field(None, gt=0, lt=0.5, description="Largest share of flagged points.")
+    sensitivity: int | None = Field(None, ge=0, le=99, description="0-99, higher = narrower margins; default 99.")
+    imputeMode: ImputeMode | None = Field(None, description="How missing grid points are filled; default auto.")
+    imputeFixedValue: float | None = Field(None, description="The fill value of imputeMode fixed.")
+    boundaryVersion: Literal["V1", "V2", "V3"] | None = Field(None, description="How margins are built.")
+    imputeStrategy: ImputeStrategy | None = Field(None, deprecated=True, description="v1.0 form of imputeMode.")
+    fillUpMode: str | None = Field(None, deprecated=True, description="v1.0 form: last = previous, no = notFill.")
+    fixedValue: float | None = Field(None, deprecated=True, description="v1.0 form of imputeFixedValue.")
+
+
+class ChangePointRequest(_RequestBase):
+    """Request of change-point detection."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"series": _example_series(), "granularity": "daily", "threshold": 0.9}]}
+    )
+    stableTrendWindow: int | None = Field(None, ge=3, description="Points on each side of a change point.")
+    threshold: float | None = Field(None, gt=0, lt=1, description="Confidence needed to report a change point.")
+
+
+class EntireResponse(BaseModel):
+    """Entire detection: one entry per input point."""
+
+    period: int
+    expectedValues: list[float | None]
+    upperMargins: list[float | None]
+    lowerMargins: list[float | None]
+    isAnomaly: list[bool]
+    isNegativeAnomaly: list[bool]
+    isPositiveAnomaly: list[bool]
+    severity: list[float | None]
+
+
+class LastResponse(BaseModel):
+    """Last detection: the verdict on the newest point."""
+
+    period: int
+    suggestedWindow: int
+    expectedValue: float | None
+    upperMargin: float | None
+    lowerMargin: float | None
+    isAnomaly: bool
+    isNegativeAnomaly: bool
+    isPositiveAnomaly: bool
+    severity: float | None
+
+
+class ChangePointResponse(BaseModel):
+    """Change-point detection: one entry per input point."""
+
+    period: int
+    isChangePoint: list[bool]
+    confidenceScores: list[float | None]
+
+
+class ErrorResponse(BaseModel):
+    """Every refusal: an Azure error code and a message naming the field."""
+
+    code: str
+    message: str
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+_REQUEST_MODELS: dict[str, type[BaseModel]] = {
+    "entire": DetectRequest,
+    "last": DetectRequest,
+    "changepoint": ChangePointRequest,
+}
+_RESPONSE_MODELS: dict[str, type[BaseModel]] = {
+    "entire": EntireResponse,
+    "last": LastResponse,
+    "changepoint": ChangePointResponse,
+}
+_SUMMARIES = {
+    "entire": "Detect anomalies for the entire series in batch",
+    "last": "Detect anomaly status of the latest point in time series",
+    "changepoint": "Detect change points for the entire series",
+}
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def load_keys(keys_file: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> set[str]:
+    """The accepted subscription keys: ``$AD_PIPELINE_API_KEYS`` (comma-separated) plus a file.
+
+    The file holds keys separated by newlines or commas; ``#`` starts a comment.
+
+    >>> sorted(load_keys(environ={"AD_PIPELINE_API_KEYS": "k1, k2,"}))
+    ['k1', 'k2']
+    """
+    env = os.environ if environ is None else environ
+    texts = [env.get(KEYS_ENV, "")]
+    if keys_file is not None:
+        texts += [line.split("#", 1)[0] for line in Path(keys_file).read_text().splitlines()]
+    return {k.strip() for text in texts for k in text.split(",") if k.strip()}
+
+
+# --------------------------------------------------------------------------- the app
+
+
+class _Refusal(Exception):
+    """An HTTP refusal that is not a detection error (401, 413)."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _parse_int(text: str) -> int | float:
+    # integers beyond float range become +-inf (refused by the engine's value check), not a crash
+    return int(text) if len(text) < 300 else float(text)
+
+
+def _decode(raw: bytes) -> Any:
+    if not raw.strip():
+        raise BadArgument("Invalid json format, input data is Empty.")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant, parse_int=_parse_int)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise BadArgument(f"Invalid json format: {str(exc)[:200]}") from None
+
+
+_CHANGE_POINT_FIELDS = {"stableTrendWindow": "stable_trend_window", "threshold": "threshold"}
+
+
+def _parse(body: Any, kind: str) -> tuple[Any, Any, dict[str, Any]]:
+    """The shared request reader; change-point requests add their two fields to its grid fields."""
+    from ad_pipeline.engine.azure.request import parse_request
+
+    if kind != "changepoint":
+        return parse_request(body)
+    extra = {k: body.pop(k) for k in list(body) if k in _CHANGE_POINT_FIELDS} if isinstance(body, dict) else {}
+    values, timestamps, kwargs = parse_request(body)
+    cp: dict[str, Any] = {k: kwargs[k] for k in ("granularity", "custom_interval", "period") if k in kwargs}
+    cp.update({_CHANGE_POINT_FIELDS[k]: v for k, v in extra.items()})
+    return values, timestamps, cp
+
+
+def _grid_points(timestamps: Any, kwargs: dict[str, Any]) -> int | None:
+    """How many grid points the engine will model (given + missing ones), or None if it will refuse anyway."""
+    from ad_pipeline.engine.granularity import as_datetime64, grid_positions, infer_granularity
+    from ad_pipeline.engine.params import check_custom_interval, check_granularity
+
+    try:
+        granularity = check_granularity(kwargs.get("granularity"))
+        interval = check_custom_interval(kwargs.get("custom_interval"))
+        ts = as_datetime64(timestamps)
+        if granularity is None:
+            granularity, interval = infer_granularity(ts)
+        if granularity == "none" or len(ts) == 0:
+            return len(ts)
+        return int(grid_positions(ts, granularity, interval)[-1]) + 1
+    except AnomalyDetectorError:  # the engine reports it, in its own order of checks
+        return None
+
+
+def _check_limits(values: Any, timestamps: Any, kwargs: dict[str, Any], max_points: int) -> None:
+    """The service's size limits (the library has none): points given, and the grid they span."""
+    if len(values) > max_points:
+        raise InvalidSeries(
+            f"The 'series' field cannot have more than {max_points} points, got {len(values)} "
+            "(the limit of this server, set with --max-points)."
+        )
+    if timestamps is not None:
+        grid = _grid_points(timestamps, kwargs)
+        if grid is not None and grid > GRID_FACTOR * max_points:
+            raise InvalidSeries(
+                f"The 'series' field spans {grid} points of its granularity ({grid - len(values)} of them missing), "
+                f"more than this server models ({GRID_FACTOR} x {max_points}); check 'granularity' and "
+                "'customInterval' against the timestamps."
+            )
+
+
+def _detect(kind: str, raw: bytes, max_points: int) -> dict[str, Any]:
+    """Body bytes -> response body: the whole CPU-bound part of a request (run in a worker thread)."""
+    import ad_pipeline as ad
+
+    values, timestamps, kwargs = _parse(_decode(raw), kind)
+    _check_limits(values, timestamps, kwargs, max_points)
+    if kind == "entire":
+        return ad.detect_entire(values, timestamps, **kwargs).to_dict()
+    if kind == "last":
+        return ad.detect_last(values, timestamps, **kwargs).to_dict()
+    return ad.detect_change_points(values, timestamps, **kwargs).to_dict()
+
+
+def create_app(
+    *,
+    keys: Collection[str] | None,
+    max_points: int = DEFAULT_MAX_POINTS,
+    max_body_bytes: int | None = None,
+) -> FastAPI:
+    """Build the ASGI application of the Azure-compatible service.
+
+    Parameters
+    ----------
+    keys : collection of str or None
+        Accepted ``Ocp-Apim-Subscription-Key`` values. ``None`` turns authentication off (it must
+        be asked for explicitly: an empty collection is refused).
+    max_points : int
+        Largest series accepted (Azure's limit, 8,640, by default).
+    max_body_bytes : int, optional
+        Largest request body; default ``max(1 MiB, 256 bytes per allowed point)``.
+
+    Returns
+    -------
+    fastapi.FastAPI
+
+    Examples
+    --------
+    >>> from fastapi.testclient import TestClient
+    >>> client = TestClient(create_app(keys=None))
+    >>> client.get("/healthz").json()["status"]
+    'ok'
+    >>> r = client.post("/anomalydetector/v1.1/timeseries/entire/detect", json={"granularity": "daily"})
+    >>> r.status_code, r.json()
+    (400, {'code': 'BadArgument', 'message': "The 'series' field is required in request."})
+    """
+    import ad_pipeline
+
+    if keys is not None:
+        keys = [str(k) for k in keys]
+        if not keys:
+            raise ValueError(
+                "No subscription keys configured: pass keys, or keys=None to serve without authentication."
+            )
+    if not (isinstance(max_points, int) and max_points >= 1):
+        raise ValueError(f"max_points must be a positive integer, got {max_points!r}.")
+    body_limit = max_body_bytes if max_body_bytes is not None else max(1 << 20, 256 * max_points)
+    key_bytes = [k.encode() for k in keys] if keys is not None else None
+
+    app = FastAPI(
+        title="ad_pipeline Anomaly Detector",
+        version=ad_pipeline.__version__,
+        description=(
+            "Azure Anomaly Detector (univariate) compatible service on the ad_pipeline engine. "
+            f"Series of at most {max_points} points; bodies of at most {body_limit} bytes."
+        ),
+    )
+    app.state.max_points = max_points
+    app.state.max_body_bytes = body_limit
+
+    def authorize(request: Request) -> None:
+        if key_bytes is None:
+            return
+        given = request.headers.get(KEY_HEADER)
+        if given is None:
+            raise _Refusal(
+                401,
+                "Unauthorized",
+                f"Access denied due to missing subscription key. Make sure to include the {KEY_HEADER} header.",
+            )
+        g = given.encode()
+        if not any(hmac.compare_digest(g, k) for k in key_bytes):
+            raise _Refusal(401, "Unauthorized", "Access denied due to invalid subscription key.")
+
+    async def read_body(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > body_limit:
+            raise _Refusal(
+                413, "RequestTooLarge", f"The request body must be at most {body_limit} bytes, got {int(declared)}."
+            )
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > body_limit:
+                raise _Refusal(
+                    413, "RequestTooLarge", f"The request body must be at most {body_limit} bytes, got more."
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def make_endpoint(kind: str) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            authorize(request)
+            raw = await read_body(request)
+            # parsing and detection are CPU-bound: a worker thread keeps the event loop responsive
+            body = await run_in_threadpool(_detect, kind, raw, max_points)
+            return JSONResponse(body)
+
+        endpoint.__name__ = f"detect_{kind}"
+        return endpoint
+
+    security: list[dict[str, list[str]]] | None = [{"SubscriptionKey": []}] if key_bytes is not None else None
+    for version in API_VERSIONS + _EXTRA_API_VERSIONS:
+        documented = version in API_VERSIONS
+        for kind in _KINDS:
+            app.add_api_route(
+                f"/anomalydetector/{version}/timeseries/{kind}/detect",
+                make_endpoint(kind),
+                methods=["POST"],
+                include_in_schema=documented,
+                summary=_SUMMARIES[kind],
+                operation_id=f"{kind}_detect_{version.replace('.', '_').replace('-', '_')}",
+                tags=[version],
+                response_model=None,
+                responses={
+                    200: {"model": _RESPONSE_MODELS[kind], "description": "Detection result."},
+                    400: {"model": ErrorResponse, "description": "A validation rule refused the request."},
+                    **(
+                        {401: {"model": ErrorResponse, "description": "Missing or unknown subscription key."}}
+                        if key_bytes is not None
+                        else {}
+                    ),
+                    413: {"model": ErrorResponse, "description": "Request body too large."},
+                },
+                openapi_extra={
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": f"#/components/schemas/{_REQUEST_MODELS[kind].__name__}"}
+                            }
+                        },
+                    },
+                    **({"security": security} if security else {}),
+                },
+            )
+
+    @app.get("/healthz", response_model=Health, summary="Liveness probe (no key needed)")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": ad_pipeline.__version__}
+
+    @app.exception_handler(AnomalyDetectorError)
+    async def _detection_error(request: Request, exc: AnomalyDetectorError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=400)
+
+    @app.exception_handler(_Refusal)
+    async def _refusal(request: Request, exc: _Refusal) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error(400, "BadArgument", f"Invalid request: {where}: {first.get('msg', 'invalid')}.")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "NotFound", 405: "MethodNotAllowed"}
+        message = {404: f"No such resource: {request.url.path}.", 405: f"Method {request.method} not allowed."}
+        return _error(
+            exc.status_code,
+            codes.get(exc.status_code, "HttpError"),
+            message.get(exc.status_code, str(exc.detail)),
+            dict(exc.headers) if exc.headers else None,
+        )
+
+    @app.exception_handler(Exception)
+    async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error(500, "InternalServerError", "An unexpected error occurred; see the server log.")
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in (DetectRequest, ChangePointRequest):
+                s = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(s.pop("$defs", {}))
+                components[model.__name__] = s
+            if key_bytes is not None:
+                schema["components"]["securitySchemes"] = {
+                    "SubscriptionKey": {"type": "apiKey", "in": "header", "name": KEY_HEADER}
+                }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The options of ``ad-pipeline serve`` (added to ``parser`` when given)."""
+    p = parser or argparse.ArgumentParser(
+        prog="ad-pipeline serve", description="Serve the Azure Anomaly Detector compatible REST API."
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    p.add_argument(
+        "--keys-file", default=None, help=f"file of accepted subscription keys (besides ${KEYS_ENV}, comma-separated)"
+    )
+    p.add_argument("--no-auth", action="store_true", help="serve without subscription keys (anyone can call)")
+    p.add_argument(
+        "--max-points", type=int, default=DEFAULT_MAX_POINTS, help=f"largest series (default {DEFAULT_MAX_POINTS})"
+    )
+    p.add_argument("--max-body-bytes", type=int, default=None, help="largest request body (default from --max-points)")
+    p.add_argument("--workers", type=int, default=1, help="server processes (default 1; e.g. one per core)")
+    p.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
+    return p
+
+
+_CONFIG_ENV = "AD_PIPELINE_SERVE_CONFIG"
+
+
+def _app_from_env() -> FastAPI:
+    """The app of one worker process of ``--workers N`` (uvicorn imports it by name in each process)."""
+    cfg = json.loads(os.environ[_CONFIG_ENV])
+    return create_app(keys=cfg["keys"], max_points=cfg["max_points"], max_body_bytes=cfg["max_body_bytes"])
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the service as ``args`` (from :func:`build_parser`) say; returns the exit status."""
+    try:
+        import uvicorn
+    except ImportError as exc:  # pragma: no cover
+        raise MissingDependency.for_extra("uvicorn", "server") from exc
+    try:
+        keys = load_keys(args.keys_file)
+    except OSError as exc:
+        print(f"error: cannot read --keys-file {args.keys_file!r}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    if args.no_auth:
+        if keys:
+            print("error: --no-auth given while keys are configured; choose one.", file=sys.stderr)
+            return 2
+        app_keys: set[str] | None = None
+    elif not keys:
+        print(
+            f"error: no subscription keys configured. Set {KEYS_ENV}=key1,key2 or pass --keys-file FILE; "
+            "to serve without authentication, pass --no-auth explicitly.",
+            file=sys.stderr,
+        )
+        return 2
+    else:
+        app_keys = keys
+    if args.max_points < 1:
+        print(f"error: --max-points must be at least 1, got {args.max_points}.", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print(f"error: --workers must be at least 1, got {args.workers}.", file=sys.stderr)
+        return 2
+    app = create_app(keys=app_keys, max_points=args.max_points, max_body_bytes=args.max_body_bytes)
+    log_level = "warning" if getattr(args, "quiet", False) else args.log_level  # -q of the ad-pipeline command
+    if args.workers == 1:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=log_level)
+        return 0
+    # several processes: each worker builds the same app from the checked configuration
+    os.environ[_CONFIG_ENV] = json.dumps(
+        {"keys": sorted(app_keys) if app_keys is not None else None, "max_points": args.max_points,
+         "max_body_bytes": args.max_body_bytes}
+    )  # fmt: skip
+    uvicorn.run(
+        "ad_pipeline.server:_app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
+        log_level=log_level,
+    )  # fmt: skip
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m ad_pipeline.server`` (the same as ``ad-pipeline serve``)."""
+    return serve(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
