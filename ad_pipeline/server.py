@@ -260,20 +260,11 @@ def _decode(raw: bytes) -> Any:
         raise BadArgument(f"Invalid json format: {str(exc)[:200]}") from None
 
 
-_CHANGE_POINT_FIELDS = {"stableTrendWindow": "stable_trend_window", "threshold": "threshold"}
-
-
 def _parse(body: Any, kind: str) -> tuple[Any, Any, dict[str, Any]]:
-    """The shared request reader; change-point requests add their two fields to its grid fields."""
+    """The shared request reader (``parse_request``), for detect or change-point bodies."""
     from ad_pipeline.engine.azure.request import parse_request
 
-    if kind != "changepoint":
-        return parse_request(body)
-    extra = {k: body.pop(k) for k in list(body) if k in _CHANGE_POINT_FIELDS} if isinstance(body, dict) else {}
-    values, timestamps, kwargs = parse_request(body)
-    cp: dict[str, Any] = {k: kwargs[k] for k in ("granularity", "custom_interval", "period") if k in kwargs}
-    cp.update({_CHANGE_POINT_FIELDS[k]: v for k, v in extra.items()})
-    return values, timestamps, cp
+    return parse_request(body, "changepoint" if kind == "changepoint" else "detect")
 
 
 def _grid_points(timestamps: Any, kwargs: dict[str, Any]) -> int | None:

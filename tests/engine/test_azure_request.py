@@ -75,3 +75,27 @@ def test_bad_values_raise_the_engines_errors(fields: dict, error: type) -> None:
     values, ts, kw = parse_request(_body(**fields))
     with pytest.raises(error):
         ad.detect_entire(values, ts, **kw)
+
+
+def test_null_fields_count_as_omitted() -> None:
+    from ad_pipeline.engine.azure.request import parse_request
+
+    body = {"series": [{"timestamp": f"2024-01-{d:02d}T00:00:00Z", "value": d} for d in range(1, 13)]}
+    _, _, kw = parse_request(body | {"sensitivity": None, "period": None, "granularity": "daily"})
+    assert kw == {"granularity": "daily", "sensitivity": 99}
+
+
+def test_change_point_requests_take_their_own_fields() -> None:
+    from ad_pipeline.engine.azure.request import parse_request
+
+    body = {
+        "series": [{"timestamp": f"2024-01-{d:02d}T00:00:00Z", "value": d} for d in range(1, 13)],
+        "granularity": "daily",
+        "stableTrendWindow": 5,
+        "threshold": 0.9,
+        "sensitivity": 95,  # a detect field: ignored by change-point detection, as the service did
+    }
+    _, _, kw = parse_request(body, "changepoint")
+    assert kw == {"granularity": "daily", "stable_trend_window": 5, "threshold": 0.9}
+    with pytest.raises(BadArgument, match="stableTrendWindow"):
+        parse_request(body | {"bogus": 1}, "changepoint")

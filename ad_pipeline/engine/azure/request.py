@@ -19,10 +19,13 @@ from numpy.typing import NDArray
 
 from ...errors import BadArgument
 
-_FIELDS = {
+_GRID_FIELDS = {
     "granularity": "granularity",
     "customInterval": "custom_interval",
     "period": "period",
+}
+_CHANGE_POINT_FIELDS = _GRID_FIELDS | {"stableTrendWindow": "stable_trend_window", "threshold": "threshold"}
+_FIELDS = _GRID_FIELDS | {
     "maxAnomalyRatio": "max_anomaly_ratio",
     "sensitivity": "sensitivity",
     "imputeMode": "impute_mode",
@@ -35,11 +38,15 @@ _LEGACY = {"imputeStrategy", "fillUpMode", "fixedValue"}
 _FILL_UP = {"last": "previous", "no": "notFill", "notfill": "notFill"}
 
 
-def parse_request(body: dict[str, Any]) -> tuple[NDArray[np.float64], list[str] | None, dict[str, Any]]:
-    """``(values, timestamps, kwargs)`` of a detect request; sensitivity 99 when omitted.
+def parse_request(
+    body: dict[str, Any], kind: str = "detect"
+) -> tuple[NDArray[np.float64], list[str] | None, dict[str, Any]]:
+    """``(values, timestamps, kwargs)`` of a request; a field that is ``null`` counts as omitted.
 
-    Legacy forms are mapped: ``imputeStrategy: {imputeMode, imputeValue}`` and
-    ``fillUpMode`` (``last`` = previous, ``no`` = notFill) with ``fixedValue``.
+    ``kind="detect"`` (entire and last detect): sensitivity 99 when omitted; legacy forms are
+    mapped: ``imputeStrategy: {imputeMode, imputeValue}`` and ``fillUpMode`` (``last`` =
+    previous, ``no`` = notFill) with ``fixedValue``. ``kind="changepoint"``: the grid fields plus
+    ``stableTrendWindow`` and ``threshold``; detect-only fields are ignored, as the service did.
     """
     if not isinstance(body, dict):
         raise BadArgument(f"The request body must be a JSON object, got {type(body).__name__}.")
@@ -48,9 +55,11 @@ def parse_request(body: dict[str, Any]) -> tuple[NDArray[np.float64], list[str] 
         raise BadArgument("The 'series' field is required in request.")
     if not isinstance(series, list):
         raise BadArgument(f"The 'series' field must be a list of points, got {type(series).__name__}.")
-    unknown = set(body) - set(_FIELDS) - _IGNORED - _LEGACY
+    fields = _CHANGE_POINT_FIELDS if kind == "changepoint" else _FIELDS
+    unknown = set(body) - set(fields) - set(_FIELDS) - _IGNORED - _LEGACY
     if unknown:
-        raise BadArgument(f"Unknown request field(s) {sorted(unknown)}; expected some of {sorted(_FIELDS)}.")
+        raise BadArgument(f"Unknown request field(s) {sorted(unknown)}; expected some of {sorted(fields)}.")
+    body = {k: v for k, v in body.items() if v is not None}
     values = np.empty(len(series), dtype=np.float64)
     stamps: list[str] = []
     for i, point in enumerate(series):
@@ -70,7 +79,9 @@ def parse_request(body: dict[str, Any]) -> tuple[NDArray[np.float64], list[str] 
             stamps.append(point["timestamp"])
     if stamps and len(stamps) != len(series):
         raise BadArgument("The 'series' field must give a timestamp for every point or for none.")
-    kwargs: dict[str, Any] = {name: body[key] for key, name in _FIELDS.items() if key in body}
+    kwargs: dict[str, Any] = {name: body[key] for key, name in fields.items() if key in body}
+    if kind == "changepoint":
+        return values, (stamps or None), kwargs
     strategy = body.get("imputeStrategy")
     if isinstance(strategy, dict):
         if "imputeMode" in strategy and "impute_mode" not in kwargs:
