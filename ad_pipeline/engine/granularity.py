@@ -42,24 +42,34 @@ def as_datetime64(timestamps: Any, *, field: str = "timestamp") -> NDArray[np.da
     """
     arr = np.asarray(timestamps)
     if np.issubdtype(arr.dtype, np.datetime64):
-        out = arr.astype("datetime64[ns]")
+        wide = arr.astype("datetime64[us]")
     else:
         try:
-            out = np.array([_parse_one(t) for t in arr.ravel()], dtype="datetime64[ns]").reshape(arr.shape)
+            wide = np.array([_parse_one(t) for t in arr.ravel()], dtype="datetime64[us]").reshape(arr.shape)
         except (TypeError, ValueError) as exc:
             raise BadArgument(
                 f"The {field!r} field must hold ISO-8601 timestamps or datetime64 values, got {exc}."
             ) from None
-    if np.isnat(out).any():
-        i = int(np.flatnonzero(np.isnat(out))[0])
+    if np.isnat(wide).any():
+        i = int(np.flatnonzero(np.isnat(wide))[0])
         raise BadArgument(f"The {field!r} field must not hold missing timestamps, got NaT at index {i}.")
-    return out
+    outside = (wide < _NS_RANGE[0]) | (wide > _NS_RANGE[1])
+    if outside.any():  # datetime64[ns] would silently wrap these around
+        i = int(np.flatnonzero(outside)[0])
+        raise BadArgument(
+            f"The {field!r} field must hold timestamps between {_NS_RANGE[0]} and {_NS_RANGE[1]}, "
+            f"got {wide.ravel()[i]} at index {i}."
+        )
+    return arr.astype("datetime64[ns]") if arr.dtype == np.dtype("datetime64[ns]") else wide.astype("datetime64[ns]")
+
+
+_NS_RANGE = (np.datetime64("1678-01-01", "us"), np.datetime64("2262-04-11", "us"))
 
 
 def _parse_one(t: Any) -> np.datetime64:
     if isinstance(t, str):
         s = t.strip()
-        if s.endswith("Z"):
+        if s[-1:] in ("Z", "z"):
             s = s[:-1]
         # numpy parses "2019-08-10T00:00:00" but not offsets: apply them ourselves
         for sign in ("+", "-"):
@@ -67,14 +77,14 @@ def _parse_one(t: Any) -> np.datetime64:
             if idx > 10 and ":" in s[idx:] and len(s) - idx in (6,):
                 hh, mm = int(s[idx + 1 : idx + 3]), int(s[idx + 4 : idx + 6])
                 offset = np.timedelta64(hh * 60 + mm, "m")
-                base = np.datetime64(s[:idx], "ns")
+                base = np.datetime64(s[:idx], "us")
                 return base - offset if sign == "+" else base + offset
-        return np.datetime64(s, "ns")
+        return np.datetime64(s, "us")
     if hasattr(t, "tzinfo") and getattr(t, "tzinfo", None) is not None:
         import datetime as _dt
 
         t = t.astimezone(_dt.UTC).replace(tzinfo=None)
-    return np.datetime64(t, "ns")
+    return np.datetime64(t, "us")
 
 
 def step_ns(granularity: str, custom_interval: int) -> int:

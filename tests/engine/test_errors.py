@@ -352,3 +352,13 @@ def test_per_series_nan_means_default() -> None:
     res = ad.detect_entire_batch(values, [0, 48, 96], period=[np.nan, 0.0], errors="coerce")
     assert res.valid.all()
     assert res.period[0] == ad.detect_entire(X).period
+
+
+@pytest.mark.parametrize(
+    "stamps",
+    [["9999-12-31T00:00:00Z"] * 12, np.full(12, np.datetime64("1500-01-01", "D"))],
+    ids=["string year 9999", "datetime64[D] year 1500"],
+)
+def test_timestamps_outside_the_nanosecond_range_are_refused(stamps) -> None:
+    with pytest.raises(ad.errors.BadArgument, match="between 1678-01-01"):
+        ad.detect_entire(np.arange(12.0), stamps)
