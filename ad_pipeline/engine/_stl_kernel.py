@@ -505,7 +505,71 @@ def _ma(x, n, len_, ave):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def _ss(y, n, np_, ns, isdeg, nsjump, userw, rw, season, work1, work2, work3, tab, scratch, sw, sh, blk):  # type: ignore[no-untyped-def]
+def _fit4_mean(y, k, userw, rw, sw, w):  # type: ignore[no-untyped-def]
+    """The four degree-0 fits of a cycle-subseries ``y[:k]`` (weights ``sw[0..3, :k]``) in one sweep.
+
+    Each is :func:`_fit`'s weighted mean, same operations, same order; NaN when it has no weight.
+    """
+    w0 = w[0]
+    w1 = w[1]
+    w2 = w[2]
+    w3 = w[3]
+    s0 = sw[0]
+    s1 = sw[1]
+    s2 = sw[2]
+    s3 = sw[3]
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    if userw:
+        for t in range(k):
+            r = rw[t]
+            v0 = s0[t] * r
+            v1 = s1[t] * r
+            v2 = s2[t] * r
+            v3 = s3[t] * r
+            w0[t] = v0
+            w1[t] = v1
+            w2[t] = v2
+            w3[t] = v3
+            a0 += v0
+            a1 += v1
+            a2 += v2
+            a3 += v3
+    else:
+        for t in range(k):
+            w0[t] = s0[t]
+            w1[t] = s1[t]
+            w2[t] = s2[t]
+            w3[t] = s3[t]
+            a0 += s0[t]
+            a1 += s1[t]
+            a2 += s2[t]
+            a3 += s3[t]
+    r0 = 0.0
+    r1 = 0.0
+    r2 = 0.0
+    r3 = 0.0
+    for t in range(k):
+        yt = y[t]
+        r0 += (w0[t] / a0) * yt
+        r1 += (w1[t] / a1) * yt
+        r2 += (w2[t] / a2) * yt
+        r3 += (w3[t] / a3) * yt
+    if a0 <= 0.0:
+        r0 = np.nan
+    if a1 <= 0.0:
+        r1 = np.nan
+    if a2 <= 0.0:
+        r2 = np.nan
+    if a3 <= 0.0:
+        r3 = np.nan
+    return r0, r1, r2, r3
+
+
+@_jit
+def _ss(y, n, np_, ns, isdeg, nsjump, userw, rw, season, work1, work2, work3, tab, scratch, sw, sh, blk, w4):  # type: ignore[no-untyped-def]
     """``stlss``: each cycle-subseries smoothed and extended by one point at each end.
 
     When ``sh[0] >= 0`` every subseries is smoothed from its two end fits only (seasonal window
@@ -521,7 +585,18 @@ def _ss(y, n, np_, ns, isdeg, nsjump, userw, rw, season, work1, work2, work3, ta
         if userw:
             for i in range(k):
                 work3[i] = rw[i * np_ + j]
-        if sh[0, 0] >= 0.0:
+        if sh[0, 0] >= 0.0 and isdeg == 0:
+            r = kmax - k
+            f1, fk, f0, fk1 = _fit4_mean(work1, k, userw, work3, sw[r], w4)
+            work2[1] = work1[0] if math.isnan(f1) else f1
+            work2[k] = work1[k - 1] if math.isnan(fk) else fk
+            if k > 2:
+                delta = (work2[k] - work2[1]) / (k - 1)
+                for i in range(1, k - 1):
+                    work2[1 + i] = work2[1] + delta * i
+            work2[0] = work2[1] if math.isnan(f0) else f0
+            work2[k + 1] = work2[k] if math.isnan(fk1) else fk1
+        elif sh[0, 0] >= 0.0:
             r = kmax - k
             h = sh[r, 0]
             v = _fit(work1, k, isdeg, 1, 1, k, h, userw, work3, sw[r, 0], scratch)
@@ -650,6 +725,7 @@ def stl_run(y, np_, ns, nt, nl, isdeg, itdeg, ildeg, nsjump, ntjump, nljump, ni,
     rw = np.ones(n)
     tab = np.empty(max(nt, nl, ns if ns < n else 1) + 2)
     scratch = np.empty(n + 2)
+    sscr = np.empty((4, (n - 1) // np_ + 1))
     blk = (
         np.empty(_BLOCK, dtype=np.int64),
         np.empty(_BLOCK, dtype=np.int64),
@@ -670,7 +746,7 @@ def stl_run(y, np_, ns, nt, nl, isdeg, itdeg, ildeg, nsjump, ntjump, nljump, ni,
         for _ in range(ni):
             for i in range(n):
                 w0[i] = y[i] - trend[i]
-            _ss(w0, n, np_, ns, isdeg, nsjump, userw, rw, w1, w2, w3, w4, tab, scratch, sw, sh, blk)
+            _ss(w0, n, np_, ns, isdeg, nsjump, userw, rw, w1, w2, w3, w4, tab, scratch, sw, sh, blk, sscr)
             _ma(w1, m, np_, w2)
             _ma(w2, m - np_ + 1, np_, w0)
             _ma(w0, m - 2 * np_ + 2, 3, w2)

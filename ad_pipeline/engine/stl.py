@@ -10,8 +10,8 @@ does: seasonal window ``10 n + 1`` with degree 0, trend window the smallest odd 
         seasonal_jump=..., trend_jump=..., low_pass_jump=...).fit(inner_iter=1, outer_iter=15)
 
 computed here by a numba port of the same netlib algorithm (:mod:`._stl_kernel`) that gives
-statsmodels' numbers to the last bit, 30-50x faster for one series (1,000 points: ~0.7-1 ms at period
-24, ~1.5 ms at period 168, where statsmodels takes 30-50 ms), and many series in one call
+statsmodels' numbers to the last bit, ~8-13x faster for one series (1,000 points: ~0.6-0.8 ms at
+period 24, ~1.0-1.2 ms at period 168, where statsmodels takes ~10 ms), and many series in one call
 (:func:`stl_batch`, in parallel over series).
 """
 
