@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
-from frames_data import long_columns
 
 import ad_pipeline as ad
 from ad_pipeline._frames import CHANGE_POINT_COLUMNS, ENTIRE_COLUMNS, LAST_COLUMNS
+
+from .frames_data import long_columns
 
 
 def _as_float(a: Any) -> np.ndarray:

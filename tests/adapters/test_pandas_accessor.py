@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from frames_data import long_columns
 
 import ad_pipeline as ad
 from ad_pipeline.errors import BadArgument, InvalidGranularity, InvalidSeries
+
+from .frames_data import long_columns
 
 RESULTS = [
     "is_anomaly", "is_positive_anomaly", "is_negative_anomaly", "expected_value", "lower_boundary",

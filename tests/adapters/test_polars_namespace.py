@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from frames_data import long_columns
 
 from ad_pipeline.errors import BadArgument, InvalidSeries
+
+from .frames_data import long_columns
 
 
 @pytest.fixture

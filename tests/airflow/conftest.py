@@ -24,9 +24,8 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-sys.path.insert(0, str(HERE))
 
-import pgserver  # noqa: E402
+from . import pgserver  # noqa: E402
 
 _HOME = Path(tempfile.mkdtemp(prefix="ad_airflow_home_"))
 AIRFLOW_ENV = {

@@ -10,9 +10,10 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 from fastapi.testclient import TestClient  # noqa: E402
-from server_support import KEY, OTHER_KEY, start_server, stop_server  # noqa: E402
 
 from ad_pipeline.server import KEYS_ENV, create_app  # noqa: E402
+
+from .server_support import KEY, OTHER_KEY, start_server, stop_server  # noqa: E402
 
 
 @pytest.fixture(scope="session")

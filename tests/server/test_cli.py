@@ -7,9 +7,10 @@ import subprocess
 import sys
 
 import requests
-from server_support import azure_example_request, start_server, stop_server
 
 from ad_pipeline.server import KEY_HEADER, KEYS_ENV, build_parser
+
+from .server_support import azure_example_request, start_server, stop_server
 
 LAST = "/anomalydetector/v1.1/timeseries/last/detect"
 

@@ -16,9 +16,10 @@ import pytest
 # --------------------------------------------------------------------------- Azure's quick start
 # Copied from the quick starts (Python, "detect.py" / "send_request"); only endpoint and key change.
 import requests  # noqa: E402
-from server_support import KEY, azure_example_request
 
 import ad_pipeline as ad
+
+from .server_support import KEY, azure_example_request
 
 
 def send_request(endpoint, url, subscription_key, request_data):
