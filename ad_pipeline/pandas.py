@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._frames import AnomalyMethods, Column, Request, non_numeric, non_temporal
+from ._tabular_frames import TabularOutlierMethods
 from .errors import BadArgument, MissingDependency
 
 try:
@@ -46,7 +47,7 @@ def _column(col: Column) -> Any:
     return pd.arrays.IntegerArray(v.astype(np.int64, copy=False), m)
 
 
-class AnomalyFrameAccessor(AnomalyMethods):
+class AnomalyFrameAccessor(AnomalyMethods, TabularOutlierMethods):
     """``df.anomaly``: anomaly and change-point detection over a long frame (see :class:`AnomalyMethods`)."""
 
     def __init__(self, df: pd.DataFrame) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._frames import AnomalyMethods, Column, Request, dense_codes, non_numeric, non_temporal
+from ._tabular_frames import TabularOutlierMethods
 from .errors import MissingDependency
 
 try:
@@ -48,7 +49,7 @@ def _series(col: Column) -> pl.Series:
     return s
 
 
-class AnomalyFrameNamespace(AnomalyMethods):
+class AnomalyFrameNamespace(AnomalyMethods, TabularOutlierMethods):
     """``df.anomaly`` on a polars DataFrame (see :class:`ad_pipeline._frames.AnomalyMethods`)."""
 
     def __init__(self, df: pl.DataFrame) -> None:

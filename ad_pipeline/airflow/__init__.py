@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["get_provider_info", "AnomalyDetectionOperator", "LastPointAnomalyOperator", "ChangePointOperator"]
+__all__ = ["get_provider_info", "AnomalyDetectionOperator", "LastPointAnomalyOperator", "ChangePointOperator",
+           "TabularAnomalyOperator"]
 
 _OPERATORS = ("AnomalyDetectionOperator", "LastPointAnomalyOperator", "ChangePointOperator")
 
@@ -47,4 +48,8 @@ def __getattr__(name: str) -> Any:  # lazy: `from ad_pipeline.airflow import Ano
         from . import operators
 
         return getattr(operators, name)
+    if name == "TabularAnomalyOperator":  # tabular anomalies, see ad_pipeline/airflow/tabular.py
+        from .tabular import TabularAnomalyOperator
+
+        return TabularAnomalyOperator
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
