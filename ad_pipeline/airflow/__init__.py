@@ -25,7 +25,7 @@ def get_provider_info() -> dict[str, Any]:
     --------
     >>> info = get_provider_info()
     >>> info["operators"][0]["python-modules"]
-    ['ad_pipeline.airflow.operators']
+    ['ad_pipeline.airflow.operators', 'ad_pipeline.airflow.tabular']
     """
     return {
         "package-name": "ad-pipeline",
@@ -39,7 +39,12 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["software"],
             }
         ],
-        "operators": [{"integration-name": "ad_pipeline", "python-modules": ["ad_pipeline.airflow.operators"]}],
+        "operators": [
+            {
+                "integration-name": "ad_pipeline",
+                "python-modules": ["ad_pipeline.airflow.operators", "ad_pipeline.airflow.tabular"],
+            }
+        ],
     }
 
 

@@ -80,7 +80,7 @@ def test_provider_info_is_registered_and_plain() -> None:
     assert len(eps) == 1
     info = eps[0].load()()
     assert isinstance(info, dict) and info["package-name"] == "ad-pipeline"
-    assert info["operators"][0]["python-modules"] == ["ad_pipeline.airflow.operators"]
+    assert info["operators"][0]["python-modules"] == ["ad_pipeline.airflow.operators", "ad_pipeline.airflow.tabular"]
 
 
 # --------------------------------------------------------------------------- idempotence and parity

@@ -1,0 +1,212 @@
+"""The ``ad-pipeline`` command line on real DuckDB files, CSV and Parquet."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+import ad_pipeline as ad
+from ad_pipeline.cli import main, make_demo_table
+
+EXE = shutil.which("ad-pipeline", path=str(Path(sys.executable).parent)) or "ad-pipeline"
+STAGING_TABLES = "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '%staging%'"
+RESULTS = ["is_anomaly", "is_positive_anomaly", "is_negative_anomaly", "expected_value", "lower_boundary",
+           "upper_boundary", "lower_margin", "upper_margin", "severity", "period"]  # fmt: skip
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> str:
+    path = str(tmp_path / "warehouse.duckdb")
+    con = duckdb.connect(path)
+    make_demo_table(con, n_series=5, n_points=120, seed=2)
+    con.close()
+    return path
+
+
+def _rows(db: str, sql: str) -> list[tuple]:
+    con = duckdb.connect(db, read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def _engine(db: str, **params) -> tuple[list[tuple], ad.EntireBatchResult]:
+    rows = _rows(db, "SELECT key, ts, value FROM metrics ORDER BY key, ts")
+    keys = [r[0] for r in rows]
+    starts = [0] + [i for i in range(1, len(keys)) if keys[i] != keys[i - 1]] + [len(keys)]
+    ts = np.array([r[1] for r in rows], dtype="datetime64[us]")
+    res = ad.detect_entire_batch(np.array([r[2] for r in rows]), starts, ts, **params)
+    return rows, res
+
+
+def test_demo_and_scan_in_a_subprocess(tmp_path):
+    db = str(tmp_path / "demo.duckdb")
+    demo = subprocess.run([EXE, "demo", "--db", db, "--series", "6", "--points", "120"],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert demo.returncode == 0, demo.stderr
+    assert "injected anomalies" in demo.stdout and "found" in demo.stdout
+    assert _rows(db, "SELECT count(*), count(DISTINCT key) FROM metrics_anomalies") == [(720, 6)]
+
+    scan = subprocess.run(
+        [EXE, "scan", "--db", db, "--table", "metrics", "--key", "key", "--timestamp", "ts", "--value", "value",
+         "--sensitivity", "90", "--into", "scanned"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert scan.returncode == 0, scan.stderr
+    assert "scanned 6 series (720 points)" in scan.stdout
+    rows, res = _engine(db, sensitivity=90)
+    got = _rows(
+        db, f"SELECT key, ts, value, {', '.join(RESULTS)}, anomaly_error_code FROM scanned ORDER BY key, ts"
+    )
+    assert [g[:3] for g in got] == rows
+    assert [g[3] for g in got] == res.is_anomaly.tolist()
+    assert [g[6] for g in got] == res.expected_values.tolist()
+    assert [g[12] for g in got] == np.repeat(res.period, np.diff(res.offsets)).tolist()
+    assert all(g[13] is None for g in got)
+
+
+def test_wrong_column_exits_2_with_one_line_naming_it(warehouse):
+    p = subprocess.run([EXE, "scan", "--db", warehouse, "--table", "metrics", "--timestamp", "when", "--into", "x"],
+                       capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert p.returncode == 2
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert "'when'" in p.stderr and "--timestamp" in p.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--table", "nope"], "table 'nope' not found"),
+        (["--key", "host"], "column 'host' (--key) not found"),
+        (["--value", "ts"], "column 'ts' (--value) must be numeric"),
+        (["--sensitivity", "120"], "InvalidModelArgument: The 'sensitivity' field"),
+        (["--granularity", "fortnightly"], "InvalidGranularity"),
+        (["--out", "x.json"], "must end in .parquet or .csv"),
+        (["--chunk-rows", "0"], "--chunk-rows must be at least 1"),
+        (["--into", "metrics"], "would replace the table being scanned"),
+    ],
+)
+def test_bad_input_exits_2(warehouse, capsys, argv, message):
+    base = ["scan", "--db", warehouse, "--table", "metrics", "--quiet"]
+    assert main(base + argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_files_exit_2(tmp_path, capsys):
+    assert main(["scan", "--db", str(tmp_path / "none.duckdb"), "--table", "t"]) == 2
+    assert (
+        main(["scan", "--input", str(tmp_path / "none.parquet"), "--out", str(tmp_path / "o.parquet")]) == 2
+    )
+    assert capsys.readouterr().err.count("not found") == 2
+
+
+def test_file_inputs_and_outputs_match_the_table(warehouse, tmp_path):
+    assert main(["scan", "--db", warehouse, "--table", "metrics", "--into", "res", "--quiet"]) == 0
+    want = _rows(warehouse, f"SELECT key, ts, {', '.join(RESULTS)} FROM res ORDER BY key, ts")
+    parquet, csv = str(tmp_path / "in.parquet"), str(tmp_path / "in.csv")
+    con = duckdb.connect(warehouse)
+    con.execute("COPY metrics TO ? (FORMAT parquet)", [parquet]).fetchall()
+    con.execute("COPY metrics TO ? (FORMAT csv)", [csv]).fetchall()
+    con.close()
+    outs = []
+    for src, out in ((parquet, "out.csv"), (csv, "out.parquet")):
+        target = str(tmp_path / out)
+        assert main(["scan", "--input", src, "--out", target, "--quiet"]) == 0
+        outs.append(target)
+    con = duckdb.connect()
+    for target in outs:
+        got = con.execute(
+            f"SELECT key, ts::TIMESTAMP, {', '.join(RESULTS)} FROM '{target}' ORDER BY key, ts"
+        ).fetchall()
+        assert [g[:5] for g in got] == [w[:5] for w in want]  # csv round-trips floats: compare flags exactly
+        assert np.allclose([g[5] for g in got], [w[5] for w in want], rtol=1e-12)
+    con.close()
+    assert not list(tmp_path.glob("*.tmp-*"))  # temporary files renamed into place
+
+
+def test_into_replaces_atomically_and_keeps_the_old_table_on_failure(warehouse, capsys):
+    con = duckdb.connect(warehouse)
+    con.execute("CREATE TABLE res AS SELECT 'old' AS marker")
+    con.execute(
+        "INSERT INTO metrics SELECT 'zz_short', TIMESTAMP '2024-01-01' + to_hours(i), i FROM range(5) r(i)"
+    )
+    con.close()
+    # --errors raise: the short series (scanned last) fails the whole run; the old table survives intact
+    assert main(["scan", "--db", warehouse, "--table", "metrics", "--into", "res", "--errors", "raise",
+                 "--chunk-rows", "100", "--quiet"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "InvalidSeries" in err and "zz_short" in err
+    assert _rows(warehouse, "SELECT * FROM res") == [("old",)]
+    assert _rows(warehouse, STAGING_TABLES) == [(0,)]
+    # --errors coerce (default): the short series is recorded, the others are scanned
+    assert (
+        main(["scan", "--db", warehouse, "--table", "metrics", "--into", "res", "--chunk-rows", "100"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "1 series could not be scanned, e.g. InvalidSeries" in out
+    assert _rows(warehouse, "SELECT count(*), count(anomaly_error_code) FROM res") == [(605, 5)]
+    assert _rows(warehouse, STAGING_TABLES) == [(0,)]
+
+
+def test_chunks_and_several_key_columns_give_the_same_results(warehouse):
+    con = duckdb.connect(warehouse)
+    con.execute("CREATE VIEW mk AS SELECT split_part(key, '_', 1) AS a, split_part(key, '_', 2)::INTEGER AS b, "
+                "ts, value FROM metrics")  # fmt: skip
+    con.close()
+    base = ["scan", "--db", warehouse, "--table", "mk", "--key", "a", "--key", "b", "--quiet"]
+    assert main(base + ["--into", "one"]) == 0
+    assert main(base + ["--into", "many", "--chunk-rows", "130"]) == 0  # 2 series per chunk
+    one = _rows(warehouse, "SELECT * FROM one ORDER BY a, b, ts")
+    assert one == _rows(warehouse, "SELECT * FROM many ORDER BY a, b, ts") and len(one) == 600
+    rows, res = _engine(warehouse)
+    assert [r[4] for r in one] == res.is_anomaly.tolist()
+
+
+def test_last_and_change_points(warehouse, tmp_path):
+    assert main(["last", "--db", warehouse, "--table", "metrics", "--into", "last", "--quiet"]) == 0
+    got = _rows(warehouse, "SELECT key, ts, is_anomaly, suggested_window FROM last ORDER BY key")
+    rows, _ = _engine(warehouse)
+    values = np.array([r[2] for r in rows])
+    offsets = np.arange(0, 601, 120)
+    ts = np.array([r[1] for r in rows], dtype="datetime64[us]")
+    res = ad.detect_last_batch(values, offsets, ts)
+    assert [g[2] for g in got] == res.is_anomaly.tolist() and [g[1] for g in got] == [
+        rows[i][1] for i in offsets[1:] - 1
+    ]
+    assert main(["change-points", "--db", warehouse, "--table", "metrics", "--into", "cp", "--quiet"]) == 0
+    cp = _rows(warehouse, "SELECT is_change_point, change_point_confidence FROM cp ORDER BY key, ts")
+    want = ad.detect_change_points_batch(values, offsets, ts)
+    assert [c[0] for c in cp] == want.is_change_point.tolist()
+
+
+def test_empty_table_and_null_keys(warehouse, capsys):
+    con = duckdb.connect(warehouse)
+    con.execute("CREATE TABLE empty (key VARCHAR, ts TIMESTAMP, value DOUBLE)")
+    con.execute(
+        "CREATE TABLE nullkeys AS SELECT * FROM metrics UNION ALL SELECT NULL, TIMESTAMP '2024-01-01', 1.0"
+    )
+    con.close()
+    assert main(["scan", "--db", warehouse, "--table", "empty", "--into", "res_empty"]) == 0
+    assert _rows(warehouse, "SELECT count(*) FROM res_empty") == [(0,)]
+    cols = [r[0] for r in _rows(warehouse, "DESCRIBE res_empty")]
+    assert cols[:3] == ["key", "ts", "value"] and "is_anomaly" in cols
+    assert main(["scan", "--db", warehouse, "--table", "nullkeys", "--into", "res_nk"]) == 0
+    assert "1 row(s) with a NULL key skipped" in capsys.readouterr().err
+    assert _rows(warehouse, "SELECT count(*) FROM res_nk") == [(600,)]
+
+
+def test_plot_writes_pngs(warehouse, tmp_path):
+    pytest.importorskip("matplotlib")
+    folder = tmp_path / "plots"
+    assert main(["scan", "--db", warehouse, "--table", "metrics", "--plot", str(folder), "--plot-top", "2",
+                 "--sensitivity", "95", "--quiet"]) == 0  # fmt: skip
+    pngs = sorted(folder.glob("*.png"))
+    assert len(pngs) == 2 and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
