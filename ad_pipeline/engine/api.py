@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -16,7 +18,7 @@ from .batch import detect_change_points_batch, detect_entire_batch, detect_last_
 from .result import ChangePointResult, EntireResult, LastResult
 
 
-def _keywords(scope: dict[str, object]) -> dict[str, object]:
+def _keywords(scope: dict[str, Any]) -> dict[str, Any]:
     """The keyword-only parameters of the calling function (everything but values/timestamps)."""
     return {k: v for k, v in scope.items() if k not in ("values", "timestamps")}
 

@@ -125,7 +125,7 @@ def _prepare(
     values: NDArray[np.float64],
     ts: NDArray[np.datetime64] | None,
     params: SeriesParams | ChangePointParams,
-) -> tuple[GridSeries, NDArray[np.int64]]:
+) -> tuple[GridSeries[Any], NDArray[np.int64]]:
     """Validate one series and place it on its grid; returns the series and each point's grid index."""
     n_obs = int(np.count_nonzero(~np.isnan(values)))
     if n_obs < MIN_POINTS:
@@ -239,8 +239,8 @@ def _run(
         from .changepoint import change_points
 
         todo = [i for i in range(n_series) if grids[i] is not None]
-        for i, out in zip(todo, change_points([grids[i] for i in todo]), strict=True):  # type: ignore[misc]
-            outputs[i] = out
+        for i, cp in zip(todo, change_points([grids[i] for i in todo]), strict=True):  # type: ignore[misc]
+            outputs[i] = cp
     else:
         by_method: dict[str, list[int]] = {}
         for i in range(n_series):

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
 from ..errors import AnomalyDetectorError
-from .params import SeriesParams
+from .params import ChangePointParams, SeriesParams
 from .result import BoolArray, FloatArray
+
+P = TypeVar("P", SeriesParams, ChangePointParams)
 
 
 @dataclass(frozen=True, eq=False)
-class GridSeries:
+class GridSeries(Generic[P]):
     """One validated series on its grid: ``values[k]`` is grid point ``k``; NaN = missing.
 
     ``granularity`` is resolved (``"none"`` when the series has no timestamps; then the grid is
@@ -31,7 +33,7 @@ class GridSeries:
     values: FloatArray
     granularity: str
     custom_interval: int
-    params: SeriesParams
+    params: P  # SeriesParams for detection, ChangePointParams for change points
 
     @property
     def missing(self) -> BoolArray:
@@ -70,6 +72,6 @@ class LastOutput:
 class Model(Protocol):
     """A detector: ``"azure"`` (the service's answers) or ``"auto"`` (the most accurate)."""
 
-    def entire(self, batch: Sequence[GridSeries]) -> list[EntireOutput | AnomalyDetectorError]: ...
+    def entire(self, batch: Sequence[GridSeries[SeriesParams]]) -> list[EntireOutput | AnomalyDetectorError]: ...
 
-    def last(self, batch: Sequence[GridSeries]) -> list[LastOutput | AnomalyDetectorError]: ...
+    def last(self, batch: Sequence[GridSeries[SeriesParams]]) -> list[LastOutput | AnomalyDetectorError]: ...
