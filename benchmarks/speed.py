@@ -68,20 +68,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="runs per figure (median)")
     ap.add_argument("--big", type=int, default=1_000_000, help="points of the single long series (0: skip)")
     ap.add_argument("--timestamps", action="store_true", help="pass hourly timestamps instead of granularity")
+    ap.add_argument("--method", default="azure", choices=["azure", "auto"], help="the detector (default azure)")
     args = ap.parse_args(argv)
 
     n_s, n_p = args.series, args.points
     x2d = synthetic(n_s, n_p)
     values = x2d.ravel()
     offsets = np.arange(0, n_s * n_p + 1, n_p, dtype=np.int64)
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = {"method": args.method}
     if args.timestamps:
         one = np.datetime64("2024-01-01T00:00") + np.arange(n_p) * np.timedelta64(1, "h")
         kw["timestamps"] = np.tile(one, n_s)
     else:
         kw["granularity"] = "hourly"
     print(f"# {n_s:,} series x {n_p:,} hourly points ({n_s * n_p:,} points), "
-          f"{'timestamps' if args.timestamps else 'granularity=hourly'}, repeats={args.repeats}")
+          f"{'timestamps' if args.timestamps else 'granularity=hourly'}, method={args.method}, repeats={args.repeats}")
     print(f"# python {sys.version.split()[0]}, numpy {np.__version__}, ad_pipeline {ad.__version__}")
 
     # warm-up: imports, numba cache loads, lookup tables (not counted)
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.big:
         big = synthetic(1, args.big, seed=1).ravel()
-        bkw: dict[str, Any] = {"granularity": "hourly"}
+        bkw: dict[str, Any] = {"granularity": "hourly", "method": args.method}
         t0 = time.perf_counter()
         bres = ad.detect_entire(big, **bkw)
         t_big = time.perf_counter() - t0

@@ -8,6 +8,7 @@ numbers, ~100x faster on 8,640 points); KPSS is statsmodels' ``kpss(x)``.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import warnings
 
@@ -126,12 +127,14 @@ def is_stationary(y: FloatArray) -> bool:
     """ADF p < 0.05 or KPSS p >= 0.05 (an error counts as stationary)."""
     from statsmodels.tsa.stattools import kpss  # lazy: slow import
 
+    # statsmodels >= 0.15 warns unless told the result shape; older releases lack the argument
+    shape = {"result_object": False} if "result_object" in inspect.signature(kpss).parameters else {}
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # p-values beyond the look-up table are expected here
             warnings.simplefilter("ignore")
             if adf_pvalue(y) < 0.05:
                 return True
-            return bool(kpss(y, regression="c", nlags="auto")[1] >= 0.05)
+            return bool(kpss(y, regression="c", nlags="auto", **shape)[1] >= 0.05)
     except Exception:  # noqa: BLE001 - the release treats a failing test as stationary
         return True
 

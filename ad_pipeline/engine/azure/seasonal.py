@@ -28,7 +28,7 @@ def _stl_many(xs: Sequence[FloatArray], periods: Sequence[int]) -> list[Componen
 
 
 def _mape(rem: FloatArray, x: FloatArray) -> float:
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # inf/NaN MAPE is meaningful (see §6)
         return float(np.mean(np.abs(rem / x)))
 
 
