@@ -130,6 +130,9 @@ class DetectRequest(_RequestBase):
     imputeMode: ImputeMode | None = Field(None, description="How missing grid points are filled; default auto.")
     imputeFixedValue: float | None = Field(None, description="The fill value of imputeMode fixed.")
     boundaryVersion: Literal["V1", "V2", "V3"] | None = Field(None, description="How margins are built.")
+    method: Literal["azure", "auto"] | None = Field(
+        None, description="ad_pipeline extension: azure (default, the service's answers) or auto (most accurate)."
+    )
     imputeStrategy: ImputeStrategy | None = Field(None, deprecated=True, description="v1.0 form of imputeMode.")
     fillUpMode: str | None = Field(None, deprecated=True, description="v1.0 form: last = previous, no = notFill.")
     fixedValue: float | None = Field(None, deprecated=True, description="v1.0 form of imputeFixedValue.")

@@ -99,3 +99,14 @@ def test_change_point_requests_take_their_own_fields() -> None:
     assert kw == {"granularity": "daily", "stable_trend_window": 5, "threshold": 0.9}
     with pytest.raises(BadArgument, match="stableTrendWindow"):
         parse_request(body | {"bogus": 1}, "changepoint")
+
+
+def test_method_extension_selects_the_detector() -> None:
+    body = {"series": [{"timestamp": f"2024-01-{d:02d}T00:00:00Z", "value": d % 7} for d in range(1, 29)]}
+    values, ts, kw = parse_request(body | {"granularity": "daily", "method": "auto"})
+    assert kw["method"] == "auto"
+    auto = ad.detect_entire(values, ts, **kw)
+    assert auto.to_dict() == ad.detect_entire(values, ts, granularity="daily", method="auto").to_dict()
+    values, ts, kw = parse_request(body | {"method": "magic"})
+    with pytest.raises(BadArgument, match="'method'"):
+        ad.detect_entire(values, ts, **kw)

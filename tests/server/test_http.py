@@ -330,3 +330,13 @@ def test_sparse_grid_is_limited_too(client, kind):
         wide = _series(29) + _series(1, start="2025-06-01")  # 30 points over 518 days > 16 x 30
         r = c.post(LAST, json={"series": wide, "granularity": "daily"}, headers=HEADERS)
         assert r.status_code == 400 and "spans 518" in r.json()["message"]
+
+
+def test_method_extension_reaches_the_engine(client) -> None:
+    body = azure_example_request() | {"method": "auto"}
+    r = client.post("/anomalydetector/v1.1/timeseries/entire/detect", json=body, headers=HEADERS)
+    assert r.status_code == 200
+    values, stamps, kw = parse_request(body)
+    assert kw["method"] == "auto"
+    assert r.json() == ad.detect_entire(values, stamps, **kw).to_dict()
+    assert r.json() != ad.detect_entire(values, stamps, **(kw | {"method": "azure"})).to_dict()

@@ -31,6 +31,7 @@ _FIELDS = _GRID_FIELDS | {
     "imputeMode": "impute_mode",
     "imputeFixedValue": "impute_fixed_value",
     "boundaryVersion": "boundary_version",
+    "method": "method",  # ad_pipeline's extension: "auto" for the most accurate detector
 }
 # accepted and ignored: response-shaping flags of the service and the fixed test level
 _IGNORED = {"needDetectorId", "needFillUpConfirm", "needSpectrumPeriod", "alpha", "series"}
