@@ -802,7 +802,7 @@ def run_demo(args: argparse.Namespace) -> int:
     finally:
         con.close()
     print(
-        f"found {found:,} of {injected:,} injected anomalies ({found / max(injected, 1):.0%}) "
+        f"found {found:,} of {injected:,} injected anomalies ({found / max(injected, 1):.1%}) "
         f"at sensitivity {args.sensitivity:g}; {flagged - found:,} other points flagged"
     )
     print(
