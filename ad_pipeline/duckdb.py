@@ -298,17 +298,24 @@ def entire_to_arrow(res: Any) -> Any:
     pa = _pa()
     lengths = np.diff(res.offsets)
     invalid = np.repeat(~res.valid, lengths) if not res.valid.all() else None
+    return _struct(pa, res, ENTIRE_COLUMNS, ENTIRE_NAMES, ("period",), invalid, lengths)
+
+
+def _struct(
+    pa: Any, res: Any, columns: dict[str, str], names: Any, ints: tuple[str, ...], invalid: Any, lengths: Any
+) -> Any:
+    """Result arrays as one Arrow struct array; per-series ``ints`` repeated over ``lengths`` when given."""
     arrays = []
-    for name, attr in ENTIRE_COLUMNS.items():
+    for name, attr in columns.items():
         x = getattr(res, attr)
-        if name == "period":
-            arrays.append(_int(pa, np.repeat(x, lengths)))
+        if name in ints:
+            arrays.append(_int(pa, x if lengths is None else np.repeat(x, lengths)))
         elif x.dtype == bool:
             arrays.append(_bool(pa, x, invalid))
         else:
             arrays.append(_float(pa, x))
     arrays += _error_arrays(pa, res, lengths)
-    return pa.StructArray.from_arrays(arrays, names=ENTIRE_NAMES)
+    return pa.StructArray.from_arrays(arrays, names=names)
 
 
 def last_to_arrow(res: Any) -> Any:
@@ -323,17 +330,7 @@ def last_to_arrow(res: Any) -> Any:
     """
     pa = _pa()
     invalid = ~res.valid if not res.valid.all() else None
-    arrays = []
-    for name, attr in LAST_COLUMNS.items():
-        x = getattr(res, attr)
-        if name in ("period", "suggested_window"):
-            arrays.append(_int(pa, x))
-        elif x.dtype == bool:
-            arrays.append(_bool(pa, x, invalid))
-        else:
-            arrays.append(_float(pa, x))
-    arrays += _error_arrays(pa, res, None)
-    return pa.StructArray.from_arrays(arrays, names=LAST_NAMES)
+    return _struct(pa, res, LAST_COLUMNS, LAST_NAMES, ("period", "suggested_window"), invalid, None)
 
 
 def change_points_to_arrow(res: Any) -> Any:
