@@ -11,18 +11,23 @@ FloatArray = NDArray[np.float64]
 
 
 @njit(cache=True, nogil=True)
+def _insert_sorted(buf, size, x):  # type: ignore[no-untyped-def]
+    """Insert ``x`` into the sorted ``buf[:size]`` (room for one more); returns the new size."""
+    k = np.searchsorted(buf[:size], x)
+    for q in range(size, k, -1):
+        buf[q] = buf[q - 1]
+    buf[k] = x
+    return size + 1
+
+
+@njit(cache=True, nogil=True)
 def _centred_median(v, h, out):  # type: ignore[no-untyped-def]
     n = len(v)
     buf = np.empty(min(2 * h + 1, n))
     size = 0
     # window of point t: v[max(0, t - h) .. min(n - 1, t + h)], kept sorted in buf[:size]
     for j in range(min(h, n - 1) + 1):
-        x = v[j]
-        k = np.searchsorted(buf[:size], x)
-        for q in range(size, k, -1):
-            buf[q] = buf[q - 1]
-        buf[k] = x
-        size += 1
+        size = _insert_sorted(buf, size, v[j])
     for t in range(n):
         if size % 2 == 1:
             out[t] = buf[size // 2]
@@ -37,12 +42,7 @@ def _centred_median(v, h, out):  # type: ignore[no-untyped-def]
             size -= 1
         add = t + 1 + h
         if add < n:
-            x = v[add]
-            k = np.searchsorted(buf[:size], x)
-            for q in range(size, k, -1):
-                buf[q] = buf[q - 1]
-            buf[k] = x
-            size += 1
+            size = _insert_sorted(buf, size, v[add])
 
 
 def centred_median(v: FloatArray, h: int) -> FloatArray:
