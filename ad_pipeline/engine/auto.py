@@ -51,6 +51,7 @@ from scipy.ndimage import median_filter
 from scipy.special import ndtri
 
 from ..errors import AnomalyDetectorError
+from .arrays import interp_nan
 from .model import EntireOutput, GridSeries, LastOutput
 
 TREND_WINDOW = 31  # points: the fast trend, follows level shifts within ~15 points
@@ -114,14 +115,7 @@ def _mad(a: NDArray[np.float64]) -> float:
 
 
 def _fill_nan(a: NDArray[np.float64], fallback: float) -> NDArray[np.float64]:
-    bad = np.isnan(a)
-    if bad.all():
-        return np.full_like(a, fallback)
-    if bad.any():
-        idx = np.arange(len(a))
-        a = a.copy()
-        a[bad] = np.interp(idx[bad], idx[~bad], a[~bad])
-    return a
+    return np.full_like(a, fallback) if np.isnan(a).all() else interp_nan(a)
 
 
 def _candidate_periods(gs: GridSeries, n: int) -> list[int]:
@@ -212,10 +206,7 @@ def _detect(gs: GridSeries) -> EntireOutput:
     values = gs.values
     observed = ~np.isnan(values)
     contiguous = observed.mean() < 0.5  # irregular sampling: model the observed points in order
-    x = values[observed] if contiguous else values.copy()
-    if not contiguous and not observed.all():
-        idx = np.arange(len(x))
-        x[~observed] = np.interp(idx[~observed], idx[observed], x[observed])
+    x = values[observed] if contiguous else interp_nan(values)
     n = len(x)
     candidates = [] if contiguous else _candidate_periods(gs, n)
     if p.period is not None:

@@ -60,6 +60,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.ndimage import maximum_filter1d, median_filter
 
+from .arrays import interp_nan
 from .model import GridSeries
 from .params import ChangePointParams
 from .result import BoolArray, FloatArray
@@ -108,7 +109,7 @@ def _one(gs: GridSeries) -> tuple[int, BoolArray, FloatArray]:
     x = np.asarray(gs.values, dtype=np.float64)
     n = len(x)
     missing = np.isnan(x)
-    y = _fill_linear(x, missing)
+    y = interp_nan(x)
     period = p.period if p.period is not None else detect_period(y, gs.granularity, gs.custom_interval)
     if period > 1 and n >= 2 * period:
         y = y - _seasonal(y, _profile_period(y, period))
@@ -161,15 +162,6 @@ def default_window(n: int) -> int:
     (30, 3)
     """
     return int(max(MIN_SIDE, min(DEFAULT_STABLE_TREND_WINDOW, n // 4)))
-
-
-def _fill_linear(x: FloatArray, missing: BoolArray) -> FloatArray:
-    if not missing.any():
-        return x.copy()
-    idx = np.arange(len(x))
-    y = x.copy()
-    y[missing] = np.interp(idx[missing], idx[~missing], x[~missing])
-    return y
 
 
 def detect_period(y: FloatArray, granularity: str, custom_interval: int) -> int:

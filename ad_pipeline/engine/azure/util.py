@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from ..arrays import interp_nan  # noqa: F401  (shared helper, used by the azure modules)
+
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
@@ -21,21 +23,6 @@ def normalise(x: FloatArray) -> FloatArray:
     if hi == lo:
         return x
     return (x - lo) / (hi - lo)
-
-
-def interp_nan(x: FloatArray) -> FloatArray:
-    """Linear interpolation over NaN, constant at the ends (unchanged when all NaN).
-
-    >>> interp_nan(np.array([np.nan, 1.0, np.nan, 3.0, np.nan])).tolist()
-    [1.0, 1.0, 2.0, 3.0, 3.0]
-    """
-    miss = np.isnan(x)
-    if not miss.any() or miss.all():
-        return x
-    idx = np.arange(len(x))
-    out = x.copy()
-    out[miss] = np.interp(idx[miss], idx[~miss], x[~miss])
-    return out
 
 
 def ffill(x: FloatArray) -> FloatArray:
