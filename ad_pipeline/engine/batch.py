@@ -314,7 +314,7 @@ def detect_entire_batch(
     --------
     >>> import numpy as np
     >>> x = np.tile([1.0, 2.0, 3.0, 2.0], 6); x[9] = 30.0
-    >>> r = detect_entire_batch(x, [0, 24], sensitivity=95)
+    >>> r = detect_entire_batch(x, [0, 24], period=4, sensitivity=95)
     >>> np.flatnonzero(r.is_anomaly).tolist()
     [9]
     """
