@@ -6,8 +6,9 @@ through the dialect. Nothing here imports Airflow: a backend wraps the hook's DB
 * DuckDB: reads with ``to_arrow_table()``; writes by registering an Arrow table and running
   ``INSERT ... SELECT`` / ``UPDATE ... FROM`` on it.
 * PostgreSQL: reads through ADBC (``adbc_driver_postgresql``, Arrow straight from the server's
-  binary COPY); writes on the hook's psycopg 3 connection with ``COPY ... FROM STDIN`` (CSV
-  written by Arrow) into the target, or into a temporary table for ``UPDATE ... FROM``.
+  binary COPY); writes on the hook's psycopg 3 connection with ``COPY ... FROM STDIN``: CSV
+  written by Arrow into the target, or binary (:mod:`._pgcopy`) into a temporary table for
+  ``UPDATE ... FROM``.
 * Any other DB-API connection: ``fetchall`` and ``executemany`` (correct, not fast).
 """
 
@@ -18,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from ..errors import BadArgument, MissingDependency
@@ -255,40 +257,98 @@ class PostgresBackend(Backend):
                 pass
         super().close()
 
-    def _copy_in(self, table_sql: str, data: pa.Table) -> None:
-        import pyarrow.csv as pacsv
-
-        cols = ", ".join(self.quote(c) for c in data.column_names).replace("%%", "%")
-        buf = io.BytesIO()
-        pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False, batch_size=65536))
+    def _copy(self, table_sql: str, columns: str, options: str, payload: bytes | memoryview) -> None:
         cur = self.conn.cursor()
         try:
-            with cur.copy(f"COPY {table_sql.replace('%%', '%')} ({cols}) FROM STDIN (FORMAT csv)") as cp:
-                view = buf.getbuffer()
+            with cur.copy(f"COPY {table_sql.replace('%%', '%')} ({columns}) FROM STDIN {options}") as cp:
+                view = memoryview(payload)
                 step = 1 << 20
                 for i in range(0, len(view), step):
                     cp.write(view[i : i + step])
-                view.release()
         finally:
             cur.close()
+
+    def _copy_in(self, table_sql: str, data: pa.Table) -> None:
+        """``COPY`` ``data`` into ``table_sql`` as CSV written by Arrow (any column types)."""
+        import pyarrow.csv as pacsv
+
+        buf = io.BytesIO()
+        pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False, batch_size=65536))
+        cols = ", ".join(self.quote(c) for c in data.column_names).replace("%%", "%")
+        self._copy(table_sql, cols, "(FORMAT csv)", buf.getbuffer())
+
+    def _copy_in_binary(self, table_sql: str, data: pa.Table) -> None:
+        """``COPY`` ``data`` into ``table_sql``: binary for rows of fixed-width types without nulls
+        (no text parsing on the server), CSV for the rest or when a type has no binary form."""
+        from . import _pgcopy
+
+        cols = ", ".join(self.quote(c) for c in data.column_names)
+        cur = self.conn.cursor()
+        try:
+            cur.execute(f"SELECT {cols} FROM {table_sql} WHERE false", [])
+            oids = [d.type_code for d in cur.description]
+        finally:
+            cur.close()
+        encoded = _pgcopy.encode([data.column(i).combine_chunks() for i in range(data.num_columns)], oids)
+        if encoded is None:
+            self._copy_in(table_sql, data)
+            return
+        payload, left_out = encoded
+        if len(left_out) > left_out.sum():
+            self._copy(table_sql, cols.replace("%%", "%"), "(FORMAT binary)", payload)
+        if left_out.any():
+            self._copy_in(table_sql, data.filter(pa.array(left_out)))
 
     def insert_arrow(self, table_sql: str, data: pa.Table) -> None:
         if data.num_rows:
             self._copy_in(table_sql, data)
 
     def update_from_arrow(self, table_sql: str, match: Sequence[str], data: pa.Table) -> None:
+        """``UPDATE ... FROM`` a temporary table filled by binary ``COPY``.
+
+        Text columns (keys, ``run_id``) travel as integer ids into one small dictionary table
+        each, so the bulk rows have fixed width; every temporary column takes its type from the
+        table being updated, so matching and assignment behave as with the table's own values.
+        """
+        import pyarrow.compute as pc
+
         if not data.num_rows:
             return
-        tmp = self.quote(f"ad_pipeline_{uuid.uuid4().hex}")
-        cols = ", ".join(self.quote(c) for c in data.column_names)
-        # the temporary table takes its column types from the table being updated
-        self.execute(f"CREATE TEMPORARY TABLE {tmp} ON COMMIT DROP AS SELECT {cols} FROM {table_sql} WHERE false")
-        self._copy_in(tmp, data)
-        self.execute(f"ANALYZE {tmp}")
-        sets = ", ".join(f"{self.quote(c)} = s.{self.quote(c)}" for c in data.column_names if c not in match)
-        where = " AND ".join(f"t.{self.quote(c)} = s.{self.quote(c)}" for c in match)
-        self.execute(f"UPDATE {table_sql} AS t SET {sets} FROM {tmp} AS s WHERE {where}")
-        self.execute(f"DROP TABLE {tmp}")
+        q = self.quote
+        text = [c for c in data.column_names if pa.types.is_string(data.schema.field(c).type)
+                or pa.types.is_large_string(data.schema.field(c).type)]
+        tmp = q(f"ad_pipeline_{uuid.uuid4().hex}")
+        select = ", ".join(f"NULL::integer AS {q(c)}" if c in text else f"t.{q(c)}" for c in data.column_names)
+        self.execute(f"CREATE TEMPORARY TABLE {tmp} ON COMMIT DROP AS SELECT {select} FROM {table_sql} AS t WHERE false")
+        columns: dict[str, Any] = {}
+        joins, source, dropped, ids = [], {}, [tmp], {}
+        for i, c in enumerate(data.column_names):
+            if c not in text:
+                columns[c], source[c] = data.column(c), f"s.{q(c)}"
+                continue
+            encoded = pc.dictionary_encode(data.column(c)).combine_chunks()
+            ids[c] = q(f"ad_pipeline_{uuid.uuid4().hex}")
+            self.execute(f"CREATE TEMPORARY TABLE {ids[c]} ON COMMIT DROP AS "
+                         f"SELECT NULL::integer AS id, t.{q(c)} AS value FROM {table_sql} AS t WHERE false")
+            dropped.append(ids[c])
+            dictionary = encoded.dictionary
+            self._copy_in(ids[c], pa.table({"id": pa.array(np.arange(len(dictionary), dtype=np.int32)),
+                                         "value": dictionary}))
+            columns[c], source[c] = encoded.indices, f"d{i}.value"
+            joins.append(f"LEFT JOIN {ids[c]} AS d{i} ON d{i}.id = s.{q(c)}")
+        self._copy_in_binary(tmp, pa.table(columns))
+        for name in dropped[1:]:  # the dictionaries: the planner sizes the bulk table from its pages
+            self.execute(f"ANALYZE {name}")
+        # For this transaction only: no JIT (compiling the big-looking join takes longer than it
+        # saves) and at least 64 MB of work memory, so the chunk's join neither spills nor batches.
+        self.execute("SELECT set_config('jit', 'off', true), set_config('work_mem', "
+                     "greatest(pg_size_bytes(current_setting('work_mem')) / 1024, 65536)::text || 'kB', true)")
+        sets = ", ".join(f"{q(c)} = {source[c]}" for c in data.column_names if c not in match)
+        where = " AND ".join(f"t.{q(c)} = {source[c]}" for c in match)
+        # naming the chunk's keys lets the server reach their rows by index instead of hashing the table
+        where += "".join(f" AND t.{q(c)} IN (SELECT value FROM {ids[c]})" for c in match if c in ids)
+        self.execute(f"UPDATE {table_sql} AS t SET {sets} FROM {tmp} AS s {' '.join(joins)} WHERE {where}")
+        self.execute(f"DROP TABLE {', '.join(dropped)}")
 
 
 def backend_for(hook: Any) -> Backend:

@@ -31,14 +31,14 @@ def lambdas(r_max: int) -> FloatArray:
     """
     global _LAMBDA
     if len(_LAMBDA) <= r_max:
-        from scipy.stats import t as student_t
+        from scipy.special import stdtrit  # Student t quantile; scipy.stats.t.ppf without its 1 s import
 
         size = max(r_max + 1, 2 * len(_LAMBDA), 1024)
         r = np.arange(size, dtype=np.float64)
         lam = np.zeros(size)
         ok = r >= 3
         rr = r[ok]
-        t = student_t.ppf(1 - ALPHA / rr, rr - 2)
+        t = stdtrit(rr - 2, 1 - ALPHA / rr)
         lam[ok] = t * (rr - 1) / np.sqrt((rr - 2 + t * t) * rr)
         _LAMBDA = lam
     return _LAMBDA
