@@ -321,21 +321,21 @@ class PostgresBackend(Backend):
         select = ", ".join(f"NULL::integer AS {q(c)}" if c in text else f"t.{q(c)}" for c in data.column_names)
         self.execute(f"CREATE TEMPORARY TABLE {tmp} ON COMMIT DROP AS SELECT {select} FROM {table_sql} AS t WHERE false")
         columns: dict[str, Any] = {}
-        joins, source, dropped, ids = [], {}, [tmp], {}
+        joins, source, dropped, dicts = [], {}, [tmp], {}
         for i, c in enumerate(data.column_names):
             if c not in text:
                 columns[c], source[c] = data.column(c), f"s.{q(c)}"
                 continue
-            encoded = pc.dictionary_encode(data.column(c)).combine_chunks()
-            ids[c] = q(f"ad_pipeline_{uuid.uuid4().hex}")
-            self.execute(f"CREATE TEMPORARY TABLE {ids[c]} ON COMMIT DROP AS "
+            encoded = pc.dictionary_encode(data.column(c).combine_chunks())  # one dictionary for all chunks
+            dicts[c] = q(f"ad_pipeline_{uuid.uuid4().hex}")
+            self.execute(f"CREATE TEMPORARY TABLE {dicts[c]} ON COMMIT DROP AS "
                          f"SELECT NULL::integer AS id, t.{q(c)} AS value FROM {table_sql} AS t WHERE false")
-            dropped.append(ids[c])
+            dropped.append(dicts[c])
             dictionary = encoded.dictionary
-            self._copy_in(ids[c], pa.table({"id": pa.array(np.arange(len(dictionary), dtype=np.int32)),
+            self._copy_in(dicts[c], pa.table({"id": pa.array(np.arange(len(dictionary), dtype=np.int32)),
                                          "value": dictionary}))
             columns[c], source[c] = encoded.indices, f"d{i}.value"
-            joins.append(f"LEFT JOIN {ids[c]} AS d{i} ON d{i}.id = s.{q(c)}")
+            joins.append(f"LEFT JOIN {dicts[c]} AS d{i} ON d{i}.id = s.{q(c)}")
         self._copy_in_binary(tmp, pa.table(columns))
         for name in dropped[1:]:  # the dictionaries: the planner sizes the bulk table from its pages
             self.execute(f"ANALYZE {name}")
@@ -346,7 +346,7 @@ class PostgresBackend(Backend):
         sets = ", ".join(f"{q(c)} = {source[c]}" for c in data.column_names if c not in match)
         where = " AND ".join(f"t.{q(c)} = {source[c]}" for c in match)
         # naming the chunk's keys lets the server reach their rows by index instead of hashing the table
-        where += "".join(f" AND t.{q(c)} IN (SELECT value FROM {ids[c]})" for c in match if c in ids)
+        where += "".join(f" AND t.{q(c)} IN (SELECT value FROM {dicts[c]})" for c in match if c in dicts)
         self.execute(f"UPDATE {table_sql} AS t SET {sets} FROM {tmp} AS s {' '.join(joins)} WHERE {where}")
         self.execute(f"DROP TABLE {', '.join(dropped)}")
 
