@@ -72,6 +72,31 @@ def _when(value: Any, field: str) -> dt.datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
+_NUMERIC_PARAMS = frozenset({"custom_interval", "period", "max_anomaly_ratio", "sensitivity", "impute_fixed_value",
+                             "stable_trend_window", "threshold"})
+
+
+def _rendered_number(value: Any) -> Any:
+    """A templated number rendered as text (``"{{ params.sensitivity }}"`` gives ``"95"``) as a number.
+
+    Text that is not a number stays as it is, so the engine's check names the field and the value.
+
+    >>> _rendered_number("95"), _rendered_number(" 0.1 "), _rendered_number("None"), _rendered_number("high")
+    (95, 0.1, None, 'high')
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text in ("", "None"):
+        return None
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return value
+
+
 class _ScanOperator(BaseOperator):
     """What the three operators share: source, window, output, partitions, hook."""
 
@@ -184,7 +209,8 @@ class _ScanOperator(BaseOperator):
 
     # ------------------------------------------------------------------ execution
     def _engine_params(self) -> dict[str, Any]:
-        return dict(self.detect_params)
+        """The engine parameters; numbers that templates rendered as text become numbers again."""
+        return {k: _rendered_number(v) if k in _NUMERIC_PARAMS else v for k, v in self.detect_params.items()}
 
     def _check_params(self, params: dict[str, Any]) -> None:
         check_params(**params)

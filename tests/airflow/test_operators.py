@@ -247,6 +247,22 @@ def test_constructor_refuses_inconsistent_arguments() -> None:
                                  on_anomaly="panic")
 
 
+def test_templated_engine_parameters_are_numbers_again(duckdb_wh: Warehouse) -> None:
+    """Jinja renders ``"{{ params.sensitivity }}"`` as text; the scan uses the number it names."""
+    make_metrics(duckdb_wh)
+    op = scan(duckdb_wh, sensitivity="{{ params.sensitivity }}", max_anomaly_ratio="{{ params.ratio }}")
+    op.render_template_fields({"params": {"sensitivity": 60, "ratio": 0.01}})
+    assert op.detect_params["sensitivity"] == "60"
+    templated = op.execute(ctx(0, 8))
+    plain = scan(duckdb_wh, target_table="plain", sensitivity=60, max_anomaly_ratio=0.01).execute(ctx(0, 8))
+    lenient = scan(duckdb_wh, target_table="lenient").execute(ctx(0, 8))
+    assert templated["anomalies"] == plain["anomalies"] != lenient["anomalies"]
+    bad = scan(duckdb_wh, sensitivity="{{ params.sensitivity }}")
+    bad.render_template_fields({"params": {"sensitivity": "high"}})
+    with pytest.raises(AirflowFailException, match="'sensitivity' field must be a number .* got 'high'"):
+        bad.execute(ctx(0, 8))
+
+
 def test_empty_data_interval_needs_interval(duckdb_wh: Warehouse) -> None:
     make_metrics(duckdb_wh)
     point = ctx(4, 4)
