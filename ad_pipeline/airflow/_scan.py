@@ -330,9 +330,7 @@ def _prepare_output(spec: ScanSpec, backend: Backend) -> None:
             if backend.dialect == "postgres":
                 digest = hashlib.blake2b(".".join(spec.target_table).encode(), digest_size=6).hexdigest()
                 idx_cols = ", ".join(q(c) for c in [*spec.keys, spec.timestamp])
-                schema = f"{backend.qualified(spec.target_table[:-1])}." if len(spec.target_table) > 1 else ""
                 _ddl(backend, f"CREATE INDEX IF NOT EXISTS {q('ad_pipeline_idx_' + digest)} ON {target} ({idx_cols})")
-                del schema
         else:
             source = backend.qualified(spec.table or ())
             for name, typ in [*_result_names(spec), *meta]:

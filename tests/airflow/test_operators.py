@@ -200,6 +200,33 @@ def test_violation_on_the_500th_row_and_a_dropped_connection_roll_back(postgres_
         assert wh.checksum("metrics_anomalies") == before
 
 
+def test_failed_write_back_leaves_the_source_table_unchanged(wh: Warehouse) -> None:
+    """write_back='columns': a constraint violated by key h3 of run 'bad' (chunks of one series, so
+    h0..h2 are already updated) and, on PostgreSQL, a connection dropped mid-UPDATE, both roll back."""
+    q = wh.quote
+    wh.run("CREATE TABLE metrics (host VARCHAR, ts TIMESTAMP, cpu DOUBLE PRECISION, run_id VARCHAR, "
+           "CHECK (run_id <> 'bad' OR host <> 'h3'))")
+    rows = [(key, T0 + dt.timedelta(hours=i), float(v)) for k, key in enumerate(KEYS)
+            for i, v in enumerate(series_values(k))]
+    wh.executemany("INSERT INTO metrics (host, ts, cpu) VALUES (?, ?, ?)", rows)
+    back = {"target_table": None, "write_back": "columns"}
+    scan(wh, **back).execute(ctx(0, 8, "good"))
+    before = wh.checksum("metrics")
+    assert wh.run(f"SELECT count(*) FROM metrics WHERE {q('run_id')} = 'good'")[0][0] == len(rows)
+    with pytest.raises(Exception) as err:
+        scan(wh, **back, chunk_rows=HOURS, sensitivity=80).execute(ctx(0, 8, "bad"))
+    assert not isinstance(err.value, AirflowFailException)
+    assert wh.checksum("metrics") == before
+    if wh.kind == "postgres":
+        wh.run("""CREATE FUNCTION ad_drop() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF NEW.host = 'h2' THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF; RETURN NEW; END $$""")
+        wh.run("CREATE TRIGGER ad_drop BEFORE UPDATE ON metrics FOR EACH ROW EXECUTE FUNCTION ad_drop()")
+        with pytest.raises(Exception) as err:
+            scan(wh, **back, chunk_rows=HOURS, sensitivity=80).execute(ctx(0, 8, "dropped"))
+        assert not isinstance(err.value, AirflowFailException)
+        assert wh.checksum("metrics") == before
+
+
 # --------------------------------------------------------------------------- identifiers and bad arguments
 
 
