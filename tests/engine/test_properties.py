@@ -196,6 +196,22 @@ def test_entire_detect_respects_max_anomaly_ratio(data: st.DataObject) -> None:
 GOLDEN = Path(__file__).resolve().parents[2].parent / "shared" / "golden"
 
 
+@pytest.mark.parametrize("method", ["azure", "auto"])
+@pytest.mark.parametrize("boundary_version", ["V1", "V3"])
+def test_boundaries_agree_with_flags_when_margins_vanish(method: str, boundary_version: str) -> None:
+    """Sensitivity just under 100 makes V3 margins ~1e-18 of the values: adding them to the expected
+    value rounds, and boundaries must still put unflagged points inside and flagged ones outside."""
+    for seed in range(30):
+        x = np.random.default_rng(seed).normal(size=60) * 1e6
+        kw = dict(sensitivity=99.99999999999999, max_anomaly_ratio=0.1, boundary_version=boundary_version,
+                  method=method)
+        r = ad.detect_entire(x, **kw)
+        _check_entire(x, r)
+        last = ad.detect_last(x, **kw)
+        outside = x[-1] > last.upper_boundary or x[-1] < last.lower_boundary
+        assert outside == last.is_anomaly, seed
+
+
 @pytest.mark.skipif(not GOLDEN.exists(), reason="../shared/golden is not beside the repo")
 def test_azure_flags_up_to_2k_as_recorded() -> None:
     case = json.loads((GOLDEN / "json_dsat_test.cases.dsat_case26_0.json").read_text())
