@@ -6,9 +6,8 @@ through the dialect. Nothing here imports Airflow: a backend wraps the hook's DB
 * DuckDB: reads with ``to_arrow_table()``; writes by registering an Arrow table and running
   ``INSERT ... SELECT`` / ``UPDATE ... FROM`` on it.
 * PostgreSQL: reads through ADBC (``adbc_driver_postgresql``, Arrow straight from the server's
-  binary COPY); writes on the hook's psycopg 3 connection with ``COPY ... FROM STDIN``: CSV
-  written by Arrow into the target, or binary (:mod:`._pgcopy`) into a temporary table for
-  ``UPDATE ... FROM``.
+  binary COPY); writes on the hook's psycopg 3 connection: binary ``COPY ... FROM STDIN``
+  (:mod:`._pgcopy`) into a temporary table, then ``INSERT ... SELECT`` or ``UPDATE ... FROM``.
 * Any other DB-API connection: ``fetchall`` and ``executemany`` (correct, not fast).
 """
 
@@ -17,7 +16,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -196,6 +195,15 @@ class DuckDBBackend(Backend):
             self.conn.unregister(view)
 
 
+class _Staged(NamedTuple):
+    """Rows loaded into temporary tables by :meth:`PostgresBackend._stage`."""
+
+    source: dict[str, str]  # column -> SQL expression of its value (``s."c"`` or ``d3.value``)
+    from_sql: str  # the bulk table ``s`` left-joined to each text column's dictionary ``d<i>``
+    dictionaries: dict[str, str]  # text column -> its dictionary table (``id``, ``value``)
+    tables: list[str]  # every temporary table, to drop afterwards
+
+
 class PostgresBackend(Backend):
     """PostgreSQL: ADBC reads (Arrow), psycopg 3 ``COPY FROM STDIN`` writes in the hook's transaction."""
 
@@ -299,56 +307,71 @@ class PostgresBackend(Backend):
         if left_out.any():
             self._copy_in(table_sql, data.filter(pa.array(left_out)))
 
-    def insert_arrow(self, table_sql: str, data: pa.Table) -> None:
-        if data.num_rows:
-            self._copy_in(table_sql, data)
+    def _stage(self, table_sql: str, data: pa.Table) -> _Staged:
+        """Load ``data`` into temporary tables for a statement on ``table_sql`` to read.
 
-    def update_from_arrow(self, table_sql: str, match: Sequence[str], data: pa.Table) -> None:
-        """``UPDATE ... FROM`` a temporary table filled by binary ``COPY``.
-
-        Text columns (keys, ``run_id``) travel as integer ids into one small dictionary table
-        each, so the bulk rows have fixed width; every temporary column takes its type from the
-        table being updated, so matching and assignment behave as with the table's own values.
+        The rows go by binary ``COPY`` into one temporary table whose columns take their types
+        from ``table_sql`` (so values compare and assign as the table's own). Text columns
+        (keys, ``run_id``) travel as integer ids into one small dictionary table each, so every
+        bulk row has a fixed width.
         """
         import pyarrow.compute as pc
 
-        if not data.num_rows:
-            return
         q = self.quote
-        text = [c for c in data.column_names if pa.types.is_string(data.schema.field(c).type)
-                or pa.types.is_large_string(data.schema.field(c).type)]
+        text = {c for c, typ in zip(data.column_names, data.schema.types, strict=True)
+                if pa.types.is_string(typ) or pa.types.is_large_string(typ)}
         tmp = q(f"ad_pipeline_{uuid.uuid4().hex}")
         select = ", ".join(f"NULL::integer AS {q(c)}" if c in text else f"t.{q(c)}" for c in data.column_names)
         self.execute(f"CREATE TEMPORARY TABLE {tmp} ON COMMIT DROP AS SELECT {select} FROM {table_sql} AS t WHERE false")
         columns: dict[str, Any] = {}
-        joins, source, dropped, dicts = [], {}, [tmp], {}
+        source: dict[str, str] = {}
+        dictionaries: dict[str, str] = {}
+        joins = [f"{tmp} AS s"]
         for i, c in enumerate(data.column_names):
             if c not in text:
                 columns[c], source[c] = data.column(c), f"s.{q(c)}"
                 continue
             encoded = pc.dictionary_encode(data.column(c).combine_chunks())  # one dictionary for all chunks
-            dicts[c] = q(f"ad_pipeline_{uuid.uuid4().hex}")
-            self.execute(f"CREATE TEMPORARY TABLE {dicts[c]} ON COMMIT DROP AS "
+            ids = q(f"ad_pipeline_{uuid.uuid4().hex}")
+            self.execute(f"CREATE TEMPORARY TABLE {ids} ON COMMIT DROP AS "
                          f"SELECT NULL::integer AS id, t.{q(c)} AS value FROM {table_sql} AS t WHERE false")
-            dropped.append(dicts[c])
+            dictionaries[c] = ids
             dictionary = encoded.dictionary
-            self._copy_in(dicts[c], pa.table({"id": pa.array(np.arange(len(dictionary), dtype=np.int32)),
+            self._copy_in(ids, pa.table({"id": pa.array(np.arange(len(dictionary), dtype=np.int32)),
                                          "value": dictionary}))
+            self.execute(f"ANALYZE {ids}")  # the planner sizes the bulk table from its pages
             columns[c], source[c] = encoded.indices, f"d{i}.value"
-            joins.append(f"LEFT JOIN {dicts[c]} AS d{i} ON d{i}.id = s.{q(c)}")
+            joins.append(f"LEFT JOIN {ids} AS d{i} ON d{i}.id = s.{q(c)}")
         self._copy_in_binary(tmp, pa.table(columns))
-        for name in dropped[1:]:  # the dictionaries: the planner sizes the bulk table from its pages
-            self.execute(f"ANALYZE {name}")
         # For this transaction only: no JIT (compiling the big-looking join takes longer than it
         # saves) and at least 64 MB of work memory, so the chunk's join neither spills nor batches.
         self.execute("SELECT set_config('jit', 'off', true), set_config('work_mem', "
                      "greatest(pg_size_bytes(current_setting('work_mem')) / 1024, 65536)::text || 'kB', true)")
-        sets = ", ".join(f"{q(c)} = {source[c]}" for c in data.column_names if c not in match)
-        where = " AND ".join(f"t.{q(c)} = {source[c]}" for c in match)
+        return _Staged(source, " ".join(joins), dictionaries, [tmp, *dictionaries.values()])
+
+    def insert_arrow(self, table_sql: str, data: pa.Table) -> None:
+        """``INSERT ... SELECT`` from the rows staged by binary ``COPY`` (see :meth:`_stage`)."""
+        if not data.num_rows:
+            return
+        staged = self._stage(table_sql, data)
+        cols = ", ".join(self.quote(c) for c in data.column_names)
+        values = ", ".join(staged.source[c] for c in data.column_names)
+        self.execute(f"INSERT INTO {table_sql} ({cols}) SELECT {values} FROM {staged.from_sql}")
+        self.execute(f"DROP TABLE {', '.join(staged.tables)}")
+
+    def update_from_arrow(self, table_sql: str, match: Sequence[str], data: pa.Table) -> None:
+        """``UPDATE ... FROM`` the rows staged by binary ``COPY`` (see :meth:`_stage`)."""
+        if not data.num_rows:
+            return
+        q = self.quote
+        staged = self._stage(table_sql, data)
+        sets = ", ".join(f"{q(c)} = {staged.source[c]}" for c in data.column_names if c not in match)
+        where = " AND ".join(f"t.{q(c)} = {staged.source[c]}" for c in match)
         # naming the chunk's keys lets the server reach their rows by index instead of hashing the table
-        where += "".join(f" AND t.{q(c)} IN (SELECT value FROM {dicts[c]})" for c in match if c in dicts)
-        self.execute(f"UPDATE {table_sql} AS t SET {sets} FROM {tmp} AS s {' '.join(joins)} WHERE {where}")
-        self.execute(f"DROP TABLE {', '.join(dropped)}")
+        where += "".join(f" AND t.{q(c)} IN (SELECT value FROM {staged.dictionaries[c]})"
+                         for c in match if c in staged.dictionaries)
+        self.execute(f"UPDATE {table_sql} AS t SET {sets} FROM {staged.from_sql} WHERE {where}")
+        self.execute(f"DROP TABLE {', '.join(staged.tables)}")
 
 
 def backend_for(hook: Any) -> Backend:

@@ -126,3 +126,23 @@ def test_update_from_arrow_writes_only_the_matching_rows(postgres_wh: Warehouse)
     untouched = wh.run('SELECT count(*) FROM "m t" WHERE run_id IS NULL AND flag IS NULL AND expected IS NULL')[0][0]
     assert untouched == len(rows) - len(chosen)
     assert wh.run("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'ad_pipeline_%'")[0][0] == 0
+
+
+def test_insert_arrow_lands_the_rows_the_text_path_lands(postgres_wh: Warehouse) -> None:
+    """Staged insert (binary rows + dictionaries for text) equals a plain CSV COPY, with and without
+    a column that forces the text fallback."""
+    wh = postgres_wh
+    wh.run(f"CREATE TABLE via_text ({TYPES}); CREATE TABLE via_insert ({TYPES})")
+    data = _sample()
+    be = _backend(wh)
+    try:
+        for part in (data.drop_columns(["num"]), data):
+            be._copy_in("via_text", part)
+            be.insert_arrow("via_insert", part)
+        be.commit()
+    finally:
+        be.close()
+    rows = wh.run("SELECT * FROM via_insert ORDER BY i8, num NULLS FIRST")
+    assert len(rows) == 2 * data.num_rows
+    assert rows == wh.run("SELECT * FROM via_text ORDER BY i8, num NULLS FIRST")
+    assert wh.run("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'ad_pipeline_%'")[0][0] == 0
