@@ -339,7 +339,7 @@ class PostgresBackend(Backend):
             dictionary = encoded.dictionary
             self._copy_in(ids, pa.table({"id": pa.array(np.arange(len(dictionary), dtype=np.int32)),
                                          "value": dictionary}))
-            self.execute(f"ANALYZE {ids}")  # the planner sizes the bulk table from its pages
+            self.execute(f"ANALYZE {ids}")  # tiny; the bulk table needs none (the planner sizes it by pages)
             columns[c], source[c] = encoded.indices, f"d{i}.value"
             joins.append(f"LEFT JOIN {ids} AS d{i} ON d{i}.id = s.{q(c)}")
         self._copy_in_binary(tmp, pa.table(columns))
