@@ -7,6 +7,7 @@ of the same interval. Prints rows/s of each run and the median per mode (target:
 the engine's share, and the peak RSS of this process.
 
     .venv/bin/python benchmarks/airflow_scan.py [--series 1000] [--points 1000] [--chunk-rows 200000] [--reruns 2]
+                                                [--no-key-index]
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=1000)
     ap.add_argument("--chunk-rows", type=int, default=200_000)
     ap.add_argument("--reruns", type=int, default=2, help="runs after the first one, per write mode (same interval)")
+    ap.add_argument("--no-key-index", action="store_true",
+                    help="metrics without its primary key (series, ts): write-back then runs one UPDATE at commit")
     args = ap.parse_args()
 
     import numpy as np
@@ -68,9 +71,8 @@ def main() -> None:
         os.environ["AIRFLOW_CONN_BENCH_PG"] = server.airflow_uri
         t0 = time.perf_counter()
         with psycopg.connect(server.conninfo, autocommit=True) as con:
-            con.execute(
-                "CREATE TABLE metrics (series TEXT, ts TIMESTAMP, value DOUBLE PRECISION, PRIMARY KEY (series, ts))"
-            )
+            key = "" if args.no_key_index else ", PRIMARY KEY (series, ts)"
+            con.execute(f"CREATE TABLE metrics (series TEXT, ts TIMESTAMP, value DOUBLE PRECISION{key})")
             con.execute(
                 """INSERT INTO metrics
                    SELECT 's' || lpad(s::text, 5, '0'), TIMESTAMP '2024-01-01' + p * interval '1 hour',

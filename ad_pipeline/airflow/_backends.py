@@ -16,7 +16,8 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -195,13 +196,15 @@ class DuckDBBackend(Backend):
             self.conn.unregister(view)
 
 
-class _Staged(NamedTuple):
-    """Rows loaded into temporary tables by :meth:`PostgresBackend._stage`."""
+@dataclass
+class _Staged:
+    """Rows loaded into temporary tables by :meth:`PostgresBackend._stage` (appendable)."""
 
     source: dict[str, str]  # column -> SQL expression of its value (``s."c"`` or ``d3.value``)
     from_sql: str  # the bulk table ``s`` left-joined to each text column's dictionary ``d<i>``
     dictionaries: dict[str, str]  # text column -> its dictionary table (``id``, ``value``)
     tables: list[str]  # every temporary table, to drop afterwards
+    sizes: dict[str, int]  # text column -> ids given so far (more chunks may be appended)
 
 
 class PostgresBackend(Backend):
@@ -221,6 +224,8 @@ class PostgresBackend(Backend):
         self.write_style = "format"
         self.read_style = "numeric_dollar"
         self._adbc: Any = None
+        self._key_indexed: dict[tuple[str, str], bool] = {}
+        self._deferred: tuple[str, list[str], list[str], _Staged] | None = None  # UPDATE run at commit
 
     def quote(self, name: str) -> str:
         from psycopg import sql
@@ -307,47 +312,53 @@ class PostgresBackend(Backend):
         if left_out.any():
             self._copy_in(table_sql, data.filter(pa.array(left_out)))
 
-    def _stage(self, table_sql: str, data: pa.Table) -> _Staged:
+    def _stage(self, table_sql: str, data: pa.Table, into: _Staged | None = None) -> _Staged:
         """Load ``data`` into temporary tables for a statement on ``table_sql`` to read.
 
         The rows go by binary ``COPY`` into one temporary table whose columns take their types
         from ``table_sql`` (so values compare and assign as the table's own). Text columns
         (keys, ``run_id``) travel as integer ids into one small dictionary table each, so every
-        bulk row has a fixed width.
+        bulk row has a fixed width. With ``into``, the rows are appended to an earlier staging
+        of the same columns (ids continue where they stopped).
         """
         import pyarrow.compute as pc
 
         q = self.quote
         text = {c for c, typ in zip(data.column_names, data.schema.types, strict=True)
                 if pa.types.is_string(typ) or pa.types.is_large_string(typ)}
-        tmp = q(f"ad_pipeline_{uuid.uuid4().hex}")
-        select = ", ".join(f"NULL::integer AS {q(c)}" if c in text else f"t.{q(c)}" for c in data.column_names)
-        self.execute(f"CREATE TEMPORARY TABLE {tmp} ON COMMIT DROP AS SELECT {select} FROM {table_sql} AS t WHERE false")
+        if into is None:
+            tmp = q(f"ad_pipeline_{uuid.uuid4().hex}")
+            select = ", ".join(f"NULL::integer AS {q(c)}" if c in text else f"t.{q(c)}" for c in data.column_names)
+            self.execute(f"CREATE TEMPORARY TABLE {tmp} ON COMMIT DROP AS "
+                         f"SELECT {select} FROM {table_sql} AS t WHERE false")
+            into = _Staged({}, f"{tmp} AS s", {}, [tmp], {})
         columns: dict[str, Any] = {}
-        source: dict[str, str] = {}
-        dictionaries: dict[str, str] = {}
-        joins = [f"{tmp} AS s"]
         for i, c in enumerate(data.column_names):
             if c not in text:
-                columns[c], source[c] = data.column(c), f"s.{q(c)}"
+                columns[c] = data.column(c)
+                into.source[c] = f"s.{q(c)}"
                 continue
             encoded = pc.dictionary_encode(data.column(c).combine_chunks())  # one dictionary for all chunks
-            ids = q(f"ad_pipeline_{uuid.uuid4().hex}")
-            self.execute(f"CREATE TEMPORARY TABLE {ids} ON COMMIT DROP AS "
-                         f"SELECT NULL::integer AS id, t.{q(c)} AS value FROM {table_sql} AS t WHERE false")
-            dictionaries[c] = ids
-            dictionary = encoded.dictionary
-            self._copy_in(ids, pa.table({"id": pa.array(np.arange(len(dictionary), dtype=np.int32)),
-                                         "value": dictionary}))
-            self.execute(f"ANALYZE {ids}")  # tiny; the bulk table needs none (the planner sizes it by pages)
-            columns[c], source[c] = encoded.indices, f"d{i}.value"
-            joins.append(f"LEFT JOIN {ids} AS d{i} ON d{i}.id = s.{q(c)}")
-        self._copy_in_binary(tmp, pa.table(columns))
+            if c not in into.dictionaries:
+                ids = q(f"ad_pipeline_{uuid.uuid4().hex}")
+                self.execute(f"CREATE TEMPORARY TABLE {ids} ON COMMIT DROP AS "
+                             f"SELECT NULL::integer AS id, t.{q(c)} AS value FROM {table_sql} AS t WHERE false")
+                into.dictionaries[c], into.sizes[c] = ids, 0
+                into.tables.append(ids)
+                into.source[c] = f"d{i}.value"
+                into.from_sql += f" LEFT JOIN {ids} AS d{i} ON d{i}.id = s.{q(c)}"
+            first, dictionary = into.sizes[c], encoded.dictionary
+            self._copy_in(into.dictionaries[c], pa.table({
+                "id": pa.array(np.arange(first, first + len(dictionary), dtype=np.int32)), "value": dictionary}))
+            self.execute(f"ANALYZE {into.dictionaries[c]}")  # small; the bulk table needs none (sized by pages)
+            columns[c] = pc.add(encoded.indices, pa.scalar(first, pa.int32())) if first else encoded.indices
+            into.sizes[c] = first + len(dictionary)
+        self._copy_in_binary(into.tables[0], pa.table(columns))
         # For this transaction only: no JIT (compiling the big-looking join takes longer than it
         # saves) and at least 64 MB of work memory, so the chunk's join neither spills nor batches.
         self.execute("SELECT set_config('jit', 'off', true), set_config('work_mem', "
                      "greatest(pg_size_bytes(current_setting('work_mem')) / 1024, 65536)::text || 'kB', true)")
-        return _Staged(source, " ".join(joins), dictionaries, [tmp, *dictionaries.values()])
+        return into
 
     def insert_arrow(self, table_sql: str, data: pa.Table) -> None:
         """``INSERT ... SELECT`` from the rows staged by binary ``COPY`` (see :meth:`_stage`)."""
@@ -360,18 +371,69 @@ class PostgresBackend(Backend):
         self.execute(f"DROP TABLE {', '.join(staged.tables)}")
 
     def update_from_arrow(self, table_sql: str, match: Sequence[str], data: pa.Table) -> None:
-        """``UPDATE ... FROM`` the rows staged by binary ``COPY`` (see :meth:`_stage`)."""
+        """``UPDATE ... FROM`` the rows staged by binary ``COPY`` (see :meth:`_stage`).
+
+        When an index leads with a text key column, each chunk updates its rows at once: the
+        ``UPDATE`` names the chunk's keys and the server reaches their rows through the index.
+        Otherwise each ``UPDATE`` would scan the whole table, so the chunks are only staged and
+        one ``UPDATE`` runs at :meth:`commit`.
+        """
         if not data.num_rows:
             return
+        text_keys = [c for c in match if pa.types.is_string(data.schema.field(c).type)
+                     or pa.types.is_large_string(data.schema.field(c).type)]
+        if text_keys and self._indexed(table_sql, text_keys):
+            staged = self._stage(table_sql, data)
+            self._update(table_sql, list(match), list(data.column_names), staged, restrict=True)
+            return
+        d = self._deferred
+        if d is not None and (d[0], d[1], d[2]) != (table_sql, list(match), list(data.column_names)):
+            self._flush()
+            d = None
+        self._deferred = (table_sql, list(match), list(data.column_names),
+                          self._stage(table_sql, data, into=None if d is None else d[3]))
+
+    def _indexed(self, table_sql: str, keys: Sequence[str]) -> bool:
+        """Whether an index of ``table_sql`` starts with one of ``keys`` (cached per table)."""
+        cache_key = (table_sql, ",".join(keys))
+        if cache_key not in self._key_indexed:
+            cur = self.conn.cursor()
+            try:
+                cur.execute(
+                    "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a "
+                    "ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+                    "WHERE i.indrelid = to_regclass(%s) AND a.attname = ANY(%s))",
+                    [table_sql.replace("%%", "%"), list(keys)],
+                )
+                self._key_indexed[cache_key] = bool(cur.fetchone()[0])
+            finally:
+                cur.close()
+        return self._key_indexed[cache_key]
+
+    def _update(self, table_sql: str, match: list[str], names: list[str], staged: _Staged, *, restrict: bool) -> None:
         q = self.quote
-        staged = self._stage(table_sql, data)
-        sets = ", ".join(f"{q(c)} = {staged.source[c]}" for c in data.column_names if c not in match)
+        sets = ", ".join(f"{q(c)} = {staged.source[c]}" for c in names if c not in match)
         where = " AND ".join(f"t.{q(c)} = {staged.source[c]}" for c in match)
-        # naming the chunk's keys lets the server reach their rows by index instead of hashing the table
-        where += "".join(f" AND t.{q(c)} IN (SELECT value FROM {staged.dictionaries[c]})"
-                         for c in match if c in staged.dictionaries)
+        if restrict:  # naming the chunk's keys lets the server reach their rows through the index
+            where += "".join(f" AND t.{q(c)} IN (SELECT value FROM {staged.dictionaries[c]})"
+                             for c in match if c in staged.dictionaries)
         self.execute(f"UPDATE {table_sql} AS t SET {sets} FROM {staged.from_sql} WHERE {where}")
         self.execute(f"DROP TABLE {', '.join(staged.tables)}")
+
+    def _flush(self) -> None:
+        """Run the ``UPDATE`` deferred by :meth:`update_from_arrow`, if any."""
+        if self._deferred is not None:
+            table_sql, match, names, staged = self._deferred
+            self._deferred = None
+            self._update(table_sql, match, names, staged, restrict=False)
+
+    def commit(self) -> None:
+        self._flush()
+        super().commit()
+
+    def rollback(self) -> None:
+        self._deferred = None
+        super().rollback()
 
 
 def backend_for(hook: Any) -> Backend:

@@ -146,3 +146,38 @@ def test_insert_arrow_lands_the_rows_the_text_path_lands(postgres_wh: Warehouse)
     assert len(rows) == 2 * data.num_rows
     assert rows == wh.run("SELECT * FROM via_text ORDER BY i8, num NULLS FIRST")
     assert wh.run("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'ad_pipeline_%'")[0][0] == 0
+
+
+@pytest.mark.parametrize("indexed", [True, False])
+def test_write_back_updates_per_chunk_only_through_an_index(postgres_wh: Warehouse, indexed: bool) -> None:
+    """With an index on the key each chunk's UPDATE runs at once; without one the chunks are
+    staged and a single UPDATE runs at commit (each UPDATE would otherwise scan the whole table)."""
+    wh = postgres_wh
+    wh.run("CREATE TABLE m (host TEXT, ts TIMESTAMP, v DOUBLE PRECISION, expected DOUBLE PRECISION, run_id TEXT)"
+           + ("; CREATE INDEX m_key ON m (host, ts)" if indexed else ""))
+    t0 = dt.datetime(2024, 1, 1)
+    rows = [(f"h{k}", t0 + dt.timedelta(hours=i), float(i)) for k in range(6) for i in range(20)]
+    wh.executemany("INSERT INTO m (host, ts, v) VALUES (?, ?, ?)", rows)
+    be = _backend(wh)
+    updates: list[str] = []
+    execute = be.execute
+
+    def spy(sql: str, params: Any = ()) -> None:
+        if sql.startswith("UPDATE"):
+            updates.append(sql)
+        execute(sql, params)
+
+    be.execute = spy
+    try:
+        for k in range(0, 6, 2):  # three chunks of two series, each with its own run_id text
+            chunk = [r for r in rows if r[0] in (f"h{k}", f"h{k + 1}")]
+            be.update_from_arrow("m", ["host", "ts"], pa.table({
+                "host": [r[0] for r in chunk], "ts": pa.array([r[1] for r in chunk], pa.timestamp("us")),
+                "expected": [r[2] * 2 for r in chunk], "run_id": [f"chunk {k}"] * len(chunk)}))
+        assert len(updates) == (3 if indexed else 0)
+        be.commit()
+    finally:
+        be.close()
+    assert len(updates) == (3 if indexed else 1)
+    got = wh.run("SELECT host, v, expected, run_id FROM m ORDER BY host, ts")
+    assert got == [(h, v, 2 * v, f"chunk {int(h[1:]) // 2 * 2}") for h, _, v in sorted(rows)]
