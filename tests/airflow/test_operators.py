@@ -200,12 +200,14 @@ def test_violation_on_the_500th_row_and_a_dropped_connection_roll_back(postgres_
         assert wh.checksum("metrics_anomalies") == before
 
 
-def test_failed_write_back_leaves_the_source_table_unchanged(wh: Warehouse) -> None:
-    """write_back='columns': a constraint violated by key h3 of run 'bad' (chunks of one series, so
-    h0..h2 are already updated) and, on PostgreSQL, a connection dropped mid-UPDATE, both roll back."""
+def _failed_write_backs_roll_back(wh: Warehouse, key_index: bool) -> None:
+    """write_back='columns': a constraint violated by key h3 of run 'bad' and, on PostgreSQL, a
+    connection dropped mid-UPDATE, both leave the source table as it was."""
     q = wh.quote
     wh.run("CREATE TABLE metrics (host VARCHAR, ts TIMESTAMP, cpu DOUBLE PRECISION, run_id VARCHAR, "
            "CHECK (run_id <> 'bad' OR host <> 'h3'))")
+    if key_index:  # each chunk's UPDATE runs at once: h0..h2 are updated before h3 fails
+        wh.run("CREATE INDEX metrics_key ON metrics (host, ts)")
     rows = [(key, T0 + dt.timedelta(hours=i), float(v)) for k, key in enumerate(KEYS)
             for i, v in enumerate(series_values(k))]
     wh.executemany("INSERT INTO metrics (host, ts, cpu) VALUES (?, ?, ?)", rows)
@@ -225,6 +227,14 @@ def test_failed_write_back_leaves_the_source_table_unchanged(wh: Warehouse) -> N
             scan(wh, **back, chunk_rows=HOURS, sensitivity=80).execute(ctx(0, 8, "dropped"))
         assert not isinstance(err.value, AirflowFailException)
         assert wh.checksum("metrics") == before
+
+
+def test_failed_write_back_leaves_the_source_table_unchanged(wh: Warehouse) -> None:
+    _failed_write_backs_roll_back(wh, key_index=False)
+
+
+def test_failed_write_back_through_a_key_index_leaves_the_table_unchanged(postgres_wh: Warehouse) -> None:
+    _failed_write_backs_roll_back(postgres_wh, key_index=True)
 
 
 # --------------------------------------------------------------------------- identifiers and bad arguments
