@@ -207,6 +207,16 @@ class _Staged:
     sizes: dict[str, int]  # text column -> ids given so far (more chunks may be appended)
 
 
+@dataclass
+class _PendingUpdate:
+    """An ``UPDATE ... FROM`` whose rows are being staged, run at commit."""
+
+    table_sql: str
+    match: list[str]
+    names: list[str]
+    staged: _Staged
+
+
 class PostgresBackend(Backend):
     """PostgreSQL: ADBC reads (Arrow), psycopg 3 ``COPY FROM STDIN`` writes in the hook's transaction."""
 
@@ -225,7 +235,7 @@ class PostgresBackend(Backend):
         self.read_style = "numeric_dollar"
         self._adbc: Any = None
         self._key_indexed: dict[tuple[str, str], bool] = {}
-        self._deferred: tuple[str, list[str], list[str], _Staged] | None = None  # UPDATE run at commit
+        self._pending: _PendingUpdate | None = None
 
     def quote(self, name: str) -> str:
         from psycopg import sql
@@ -386,12 +396,12 @@ class PostgresBackend(Backend):
             staged = self._stage(table_sql, data)
             self._update(table_sql, list(match), list(data.column_names), staged, restrict=True)
             return
-        d = self._deferred
-        if d is not None and (d[0], d[1], d[2]) != (table_sql, list(match), list(data.column_names)):
+        p = self._pending
+        if p is not None and (p.table_sql, p.match, p.names) != (table_sql, list(match), data.column_names):
             self._flush()
-            d = None
-        self._deferred = (table_sql, list(match), list(data.column_names),
-                          self._stage(table_sql, data, into=None if d is None else d[3]))
+            p = None
+        staged = self._stage(table_sql, data, into=None if p is None else p.staged)
+        self._pending = _PendingUpdate(table_sql, list(match), data.column_names, staged)
 
     def _indexed(self, table_sql: str, keys: Sequence[str]) -> bool:
         """Whether an index of ``table_sql`` starts with one of ``keys`` (cached per table)."""
@@ -422,17 +432,16 @@ class PostgresBackend(Backend):
 
     def _flush(self) -> None:
         """Run the ``UPDATE`` deferred by :meth:`update_from_arrow`, if any."""
-        if self._deferred is not None:
-            table_sql, match, names, staged = self._deferred
-            self._deferred = None
-            self._update(table_sql, match, names, staged, restrict=False)
+        p, self._pending = self._pending, None
+        if p is not None:
+            self._update(p.table_sql, p.match, p.names, p.staged, restrict=False)
 
     def commit(self) -> None:
         self._flush()
         super().commit()
 
     def rollback(self) -> None:
-        self._deferred = None
+        self._pending = None
         super().rollback()
 
 
