@@ -483,6 +483,7 @@ def run_scan(spec: ScanSpec, backend: Backend) -> dict[str, Any]:
         _write_chunk(spec, backend, bounds, chunk_keys, out)
         return time.perf_counter() - t
 
+    started, every = time.perf_counter(), max(1, len(chunks) // 20)  # progress in ~5% steps
     try:
         summary.removed_series = _remove_results(spec, backend, bounds, gone, max_keys)
         for idx in chunks:
@@ -502,6 +503,9 @@ def run_scan(spec: ScanSpec, backend: Backend) -> dict[str, Any]:
                 summary.seconds["write"] += write(chunk_keys, out)
             summary.rows_written += out.num_rows
             summary.chunks += 1
+            if summary.chunks % every == 0 or summary.chunks == len(chunks):
+                spec.log(f"chunk {summary.chunks}/{len(chunks)}: {summary.points} points detected, "
+                         f"{summary.anomalies} flagged, {time.perf_counter() - started:.1f} s")
         if pending is not None:
             summary.seconds["write"] += pending.result()
             pending = None

@@ -369,6 +369,25 @@ def test_change_point_operator_writes_its_columns(wh: Warehouse) -> None:
     assert wh.run("SELECT count(*) FROM changes WHERE is_change_point IS NULL")[0][0] == 0
 
 
+def test_long_scans_log_their_progress(duckdb_wh: Warehouse) -> None:
+    from ad_pipeline.airflow._backends import backend_for
+    from ad_pipeline.airflow._scan import run_scan
+
+    make_metrics(duckdb_wh)
+    op = scan(duckdb_wh, chunk_rows=HOURS)  # one series per chunk: 5 chunks
+    spec = op._spec(ctx(0, 8))
+    messages: list[str] = []
+    spec.log = messages.append
+    backend = backend_for(op.hook)
+    try:
+        run_scan(spec, backend)
+    finally:
+        backend.close()
+    progress = [m for m in messages if m.startswith("chunk ")]
+    assert [m.split(":")[0] for m in progress] == [f"chunk {i}/5" for i in range(1, 6)]
+    assert progress[-1].startswith(f"chunk 5/5: {len(KEYS) * HOURS} points detected")
+
+
 def test_generic_dbapi_backend_gives_the_same_rows(duckdb_wh: Warehouse) -> None:
     """The plain DB-API path (fetchall / executemany), used for hooks without a bulk path."""
     from ad_pipeline.airflow._backends import Backend
