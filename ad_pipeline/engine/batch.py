@@ -249,7 +249,7 @@ def _run(
         for method, idx in by_method.items():
             model = get_model(method)
             run = model.entire if kind == "entire" else model.last
-            for i, out in zip(idx, run([grids[i] for i in idx]), strict=True):  # type: ignore[misc]
+            for i, out in zip(idx, _run_model(run, grids, idx, keys, n_series), strict=True):
                 outputs[i] = out
     for i, out in enumerate(outputs):
         if isinstance(out, AnomalyDetectorError) and grids[i] is not None:
@@ -286,6 +286,27 @@ def _settle_margins(
         upper = np.where(widen_up, upper + step_up, np.where(shrink_up, np.maximum(upper - step_up, 0.0), upper))
         lower = np.where(widen_lo, lower + step_lo, np.where(shrink_lo, np.maximum(lower - step_lo, 0.0), lower))
     return upper, lower
+
+
+def _run_model(run: Any, grids: list[GridSeries | None], idx: list[int], keys: Keys, n_series: int) -> list[Any]:
+    """``run`` over the series ``idx``; an unexpected failure is re-raised naming the series it came from.
+
+    A fault that is not an input error (a bug, a numerical library failing) stops the batch
+    whatever ``errors`` says; the series are then run one by one to name the first that fails.
+    """
+    try:
+        return list(run([grids[i] for i in idx]))
+    except AnomalyDetectorError:
+        raise
+    except Exception as exc:
+        for i in idx:
+            try:
+                run([grids[i]])
+            except Exception as single:  # noqa: BLE001 - re-raised below with its series
+                label = _label(keys, i, n_series) or "the series"
+                single.add_note(f"ad_pipeline: raised while detecting {label} (index {i} of the batch)")
+                raise single from None
+        raise exc
 
 
 def get_model(method: str) -> Model:

@@ -362,3 +362,25 @@ def test_per_series_nan_means_default() -> None:
 def test_timestamps_outside_the_nanosecond_range_are_refused(stamps) -> None:
     with pytest.raises(ad.errors.BadArgument, match="between 1678-01-01"):
         ad.detect_entire(np.arange(12.0), stamps)
+
+
+def test_an_unexpected_fault_names_the_series_it_came_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure that is not an input error stops the batch (even with errors="coerce": it may be a
+    bug), and says which series raised it."""
+    from ad_pipeline.engine.azure import detect
+
+    real = detect.run_model
+
+    def faulty(prep: Any, last: bool, components: Any = None) -> Any:
+        if prep.x[0] == 777.0:
+            raise FloatingPointError("injected fault")
+        return real(prep, last, components)
+
+    monkeypatch.setattr(detect, "run_model", faulty)
+    x = np.tile(np.sin(np.arange(48) * np.pi / 6) + 10, 3)
+    x[96] = 777.0  # the third series
+    for errors in ("raise", "coerce"):
+        with pytest.raises(FloatingPointError, match="injected fault") as info:
+            ad.detect_entire_batch(x, [0, 48, 96, 144], errors=errors, keys=["a", "b", "c"])
+        assert info.value.__notes__ == ["ad_pipeline: raised while detecting series 'c' (index 2 of the batch)"]
+    assert ad.detect_entire_batch(x[:96], [0, 48, 96], errors="coerce").period.tolist() == [12, 12]
