@@ -88,7 +88,6 @@ class ScanSummary:
     rows_written: int = 0
     chunks: int = 0
     stale_series: int = 0
-    removed_series: int = 0
     invalid: list[dict[str, Any]] = field(default_factory=list)
     invalid_count: int = 0
     anomalous_keys: list[Any] = field(default_factory=list)
@@ -103,7 +102,6 @@ class ScanSummary:
             "invalid_series": self.invalid_count,
             "errors": self.invalid,
             "rows_written": self.rows_written,
-            "removed_series": self.removed_series,
             "chunks": self.chunks,
             "partition": spec.partition,
             "partitions": spec.partitions,
@@ -382,40 +380,6 @@ def _list_keys(spec: ScanSpec, backend: Backend, bounds: _Bounds) -> tuple[list[
     return key_tuples, counts
 
 
-def _gone_keys(spec: ScanSpec, backend: Backend, bounds: _Bounds,
-               scanned: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Keys of this partition with results in the window whose source rows are gone.
-
-    A re-run of an interval replaces the results of the keys it scans; without this, a key
-    deleted from the source since the last run would keep its old results.
-    """
-    if spec.target_table is None or spec.kind == "last":
-        return []
-    s = _Sql(spec, backend, read=True)
-    p = Params(backend.read_style)
-    keys = ", ".join(s.q(k) for k in spec.keys)
-    target = backend.qualified(spec.target_table, read=True)
-    tbl = backend.query_arrow(
-        f"SELECT DISTINCT {keys} FROM {target} WHERE {s.window(p, bounds.write_start, bounds.end)}", p.values
-    )
-    found = zip(*(tbl.column(i).to_pylist() for i in range(len(spec.keys))), strict=True)
-    have = set(scanned)
-    return [k for k in found if k not in have and None not in k
-            and (spec.partitions == 1 or key_hash(k) % spec.partitions == spec.partition)]
-
-
-def _remove_results(spec: ScanSpec, backend: Backend, bounds: _Bounds,
-                    gone: Sequence[tuple[Any, ...]], max_keys: int) -> int:
-    """Delete the window's results of ``gone`` keys (in the scan's transaction); returns how many keys."""
-    s = _Sql(spec, backend, read=False)
-    target = backend.qualified(spec.target_table or ())
-    for i in range(0, len(gone), max_keys):
-        p = Params(backend.write_style)
-        where = f"{s.window(p, bounds.write_start, bounds.end)} AND {s.key_in(p, gone[i:i + max_keys])}"
-        backend.execute(f"DELETE FROM {target} WHERE {where}", p.values)
-    return len(gone)
-
-
 def _read_chunk(spec: ScanSpec, backend: Backend, bounds: _Bounds, keys: Sequence[tuple[Any, ...]]) -> pa.Table:
     s = _Sql(spec, backend, read=True)
     p = Params(backend.read_style)
@@ -469,7 +433,6 @@ def run_scan(spec: ScanSpec, backend: Backend) -> dict[str, Any]:
              f"{len(chunks)} chunk(s)")
     summary = ScanSummary()
     detected_at = dt.datetime.now(dt.UTC)
-    gone = _gone_keys(spec, backend, bounds, keys)
     if isinstance(backend, _duckdb_backend()):
         backend.begin()  # type: ignore[attr-defined]
     # A backend whose reads use their own connection (PostgreSQL: ADBC) writes chunk i on a worker
@@ -485,7 +448,6 @@ def run_scan(spec: ScanSpec, backend: Backend) -> dict[str, Any]:
 
     started, every = time.perf_counter(), max(1, len(chunks) // 20)  # progress in ~5% steps
     try:
-        summary.removed_series = _remove_results(spec, backend, bounds, gone, max_keys)
         for idx in chunks:
             chunk_keys = [keys[i] for i in idx]
             t0 = time.perf_counter()

@@ -100,25 +100,6 @@ def test_rerun_same_interval_leaves_one_row_per_point(wh: Warehouse) -> None:
     assert lo == T0 + dt.timedelta(days=3) and hi == T0 + dt.timedelta(days=5, hours=-1)
 
 
-@pytest.mark.parametrize("partitions", [1, 2])
-def test_rerun_drops_results_of_keys_gone_from_the_source(wh: Warehouse, partitions: int) -> None:
-    """Re-running an interval after a key's source rows were deleted leaves one result row per
-    input point: the gone key's results in the window go, those outside the window stay."""
-    make_metrics(wh)
-    ops = [scan(wh, partitions=partitions, partition=i) for i in range(partitions)]
-    for op in ops:
-        op.execute(ctx(0, 8, "a"))
-    gone = KEYS[3]
-    wh.run("DELETE FROM metrics WHERE host = ? AND ts >= ? AND ts < ?".replace("?", "?" if wh.kind == "duckdb" else "%s"),
-           [gone, T0 + dt.timedelta(days=2), T0 + dt.timedelta(days=4)])
-    removed = [op.execute(ctx(2, 4, "b"))["removed_series"] for op in ops]
-    assert sorted(removed) == ([1] if partitions == 1 else [0, 1])
-    assert wh.run("SELECT count(*) FROM metrics_anomalies") == wh.run("SELECT count(*) FROM metrics")
-    left = wh.run("SELECT count(*) FROM metrics_anomalies WHERE host = ?".replace(
-        "?", "?" if wh.kind == "duckdb" else "%s"), [gone])[0][0]
-    assert left == HOURS - 48
-
-
 def test_backfill_three_intervals_gives_the_union(wh: Warehouse) -> None:
     make_metrics(wh)
     op = scan(wh, lookback=dt.timedelta(days=2))
