@@ -199,6 +199,28 @@ def _flush_own(y, n, ideg, nb, m, userw, rw, ys, bx, blo, w, acc):  # type: igno
 
 
 @_jit
+def _interp_jumps(ys, n, newnj):  # type: ignore[no-untyped-def]
+    """Fill ``ys`` linearly between the fits at 0, newnj, 2*newnj, ...; returns the index after the
+    last of them (``k``: ``k != n`` means the last point still needs its own fit)."""
+    i = 0
+    while i < n - newnj:
+        delta = (ys[i + newnj] - ys[i]) / newnj
+        for j in range(i + 1, i + newnj):
+            ys[j] = ys[i] + delta * (j - i)
+        i += newnj
+    return ((n - 1) // newnj) * newnj + 1
+
+
+@_jit
+def _interp_tail(ys, n, k):  # type: ignore[no-untyped-def]
+    """Fill ``ys[k:n]`` linearly between the fits at ``k - 1`` and ``n - 1``."""
+    if k != n - 1:
+        delta = (ys[n - 1] - ys[k - 1]) / (n - k)
+        for j in range(k, n):
+            ys[j] = ys[k - 1] + delta * ((j + 1) - k)
+
+
+@_jit
 def _ess_plan(n, len_, njump, tab):  # type: ignore[no-untyped-def]
     """The fit points and windows ``stless`` uses for ``n`` points, with their tricube weights.
 
@@ -333,13 +355,7 @@ def _ess_run(y, n, len_, ideg, njump, userw, rw, ys, tab, plan, scratch, bx, blo
         _flush_own(y, n, ideg, nb, mb, userw, rw, ys, bx, blo, w, acc)
     if newnj == 1:
         return
-    i = 0
-    while i < n - newnj:
-        delta = (ys[i + newnj] - ys[i]) / newnj
-        for j in range(i + 1, i + newnj):
-            ys[j] = ys[i] + delta * (j - i)
-        i += newnj
-    k = ((n - 1) // newnj) * newnj + 1
+    k = _interp_jumps(ys, n, newnj)
     if k != n:
         off = ev[3, cnt]
         if off < 0:
@@ -347,10 +363,7 @@ def _ess_run(y, n, len_, ideg, njump, userw, rw, ys, tab, plan, scratch, bx, blo
         else:
             v = _fit(y, n, ideg, n, ev[1, cnt], ev[2, cnt], hs[cnt], userw, rw, wcache[off:], scratch)
         ys[n - 1] = y[n - 1] if math.isnan(v) else v
-        if k != n - 1:
-            delta = (ys[n - 1] - ys[k - 1]) / (n - k)
-            for j in range(k, n):
-                ys[j] = ys[k - 1] + delta * ((j + 1) - k)
+        _interp_tail(ys, n, k)
 
 
 @_jit
@@ -461,19 +474,10 @@ def _ess_fixed(y, n, njump, ys, plan, coef, off):  # type: ignore[no-untyped-def
         e += 1
     if newnj == 1:
         return
-    i = 0
-    while i < n - newnj:
-        delta = (ys[i + newnj] - ys[i]) / newnj
-        for j in range(i + 1, i + newnj):
-            ys[j] = ys[i] + delta * (j - i)
-        i += newnj
-    k = ((n - 1) // newnj) * newnj + 1
+    k = _interp_jumps(ys, n, newnj)
     if k != n:
         ys[n - 1] = _apply(y, ev, cnt, coef, off)
-        if k != n - 1:
-            delta = (ys[n - 1] - ys[k - 1]) / (n - k)
-            for j in range(k, n):
-                ys[j] = ys[k - 1] + delta * ((j + 1) - k)
+        _interp_tail(ys, n, k)
 
 
 @_jit
