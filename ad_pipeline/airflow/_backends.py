@@ -196,6 +196,10 @@ class DuckDBBackend(Backend):
             self.conn.unregister(view)
 
 
+def _is_text(typ: pa.DataType) -> bool:
+    return bool(pa.types.is_string(typ) or pa.types.is_large_string(typ))
+
+
 @dataclass
 class _Staged:
     """Rows loaded into temporary tables by :meth:`PostgresBackend._stage` (appendable)."""
@@ -334,8 +338,7 @@ class PostgresBackend(Backend):
         import pyarrow.compute as pc
 
         q = self.quote
-        text = {c for c, typ in zip(data.column_names, data.schema.types, strict=True)
-                if pa.types.is_string(typ) or pa.types.is_large_string(typ)}
+        text = {c for c in data.column_names if _is_text(data.schema.field(c).type)}
         if into is None:
             tmp = q(f"ad_pipeline_{uuid.uuid4().hex}")
             select = ", ".join(f"NULL::integer AS {q(c)}" if c in text else f"t.{q(c)}" for c in data.column_names)
@@ -390,8 +393,7 @@ class PostgresBackend(Backend):
         """
         if not data.num_rows:
             return
-        text_keys = [c for c in match if pa.types.is_string(data.schema.field(c).type)
-                     or pa.types.is_large_string(data.schema.field(c).type)]
+        text_keys = [c for c in match if _is_text(data.schema.field(c).type)]
         if text_keys and self._indexed(table_sql, text_keys):
             staged = self._stage(table_sql, data)
             self._update(table_sql, list(match), list(data.column_names), staged, restrict=True)
