@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,6 +85,17 @@ def test_spectrum_period_without_granularity() -> None:
 
 def test_no_period_in_noise() -> None:
     assert detect_period(RNG.normal(size=300), "daily", 1) == 0
+
+
+RELEASE_PERIODS = json.loads((Path(__file__).parent / "data" / "release_periods.json").read_text())["cases"]
+
+
+@pytest.mark.parametrize("case", RELEASE_PERIODS, ids=lambda c: f"{c['granularity']}-{len(c['values'])}")
+def test_period_equals_the_release_on_recorded_random_series(case: dict) -> None:
+    # periods the open-source release printed for random series (short, noisy, spiky, counts);
+    # the first 14 need its float32 running median, bucket step and GCV to come out the same
+    x = np.asarray(case["values"], dtype=np.float64)
+    assert detect_period(x, case["granularity"], case["custom_interval"]) == case["period"]
 
 
 def _weekly_with_gaps() -> tuple[np.ndarray, np.ndarray]:

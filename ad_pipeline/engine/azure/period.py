@@ -13,7 +13,8 @@ CANDIDATES = {
     "minutely": (10080, 1440, 2880),
     "weekly": (12, 4),
     "monthly": (12,),
-    "secondly": (604800, 86400),
+    "secondly": (604800, 86400, 172800),
+    "microsecond": (1000,),
 }
 _DIVIDED = ("hourly", "minutely", "secondly")
 STANDARD = {"daily": 7, "hourly": 168, "minutely": 10080, "weekly": 12, "monthly": 12, "secondly": 604800}
@@ -25,30 +26,34 @@ def _per_interval(p: int, granularity: str, custom_interval: int) -> int:
 
 @njit(cache=True)
 def _gcv_kernel(v, p):  # type: ignore[no-untyped-def]
+    # the release's arithmetic: values, phase sums and the total in float32, each term in float64
     n = len(v)
-    c = np.zeros(p)
-    s = np.zeros(p)
-    q = np.zeros(p)
+    c = np.zeros(p, dtype=np.int64)
+    s = np.zeros(p, dtype=np.float32)
+    q = np.zeros(p, dtype=np.float32)
     j = 0
     for i in range(n):
-        c[j] += 1.0
-        s[j] += v[i]
-        q[j] += v[i] * v[i]
+        x = np.float32(v[i])
+        s[j] += x
+        q[j] += x * x
+        c[j] += 1
         j += 1
         if j == p:
             j = 0
-    total = 0.0
+    total = np.float32(0.0)
     for j in range(p):
-        if c[j] > 1:
-            total += (c[j] / (c[j] - 1)) ** 2 * (q[j] - s[j] * s[j] / c[j])
-    return total / n
+        ratio = c[j] / (c[j] - 1.0)
+        term = ratio * ratio * np.float64(q[j] - s[j] * s[j] / np.float32(c[j]))
+        total = np.float32(np.float64(total) + term)
+    return total / np.float32(n)
 
 
 def gcv(v: FloatArray, p: int) -> float:
     """Generalised cross-validation error of the per-phase mean fit with period ``p``.
 
     ``(1/n) * sum_j (c_j/(c_j-1))^2 (q_j - s_j^2/c_j)`` over the phases ``j = i mod p`` (count,
-    sum, sum of squares); 0 when it is close to 0.
+    sum, sum of squares), in the release's float32 arithmetic; 0 when it is close to 0.
+    Every phase needs at least 2 points (``len(v) >= 2 p``).
 
     >>> gcv(np.tile([0.0, 1.0], 10), 2)
     0.0
@@ -57,11 +62,90 @@ def gcv(v: FloatArray, p: int) -> float:
     return 0.0 if isclose0(val) else val
 
 
-def _centred_median(v: FloatArray, h: int) -> FloatArray:
-    """Median over v[max(0,t-h) .. min(n-1,t+h)] (window shrinking at the edges)."""
-    from ..kernels import centred_median  # compiled: same numbers, O(h) memory
+@njit(cache=True)
+def _bisect_right(buf, lo, hi, x):  # type: ignore[no-untyped-def]
+    """Python's ``bisect.bisect_right(buf[lo:hi], x) + lo`` (same steps, also on unsorted data)."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if x < buf[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
-    return centred_median(v, h)
+
+@njit(cache=True)
+def _sorted_median32(buf, m):  # type: ignore[no-untyped-def]
+    if m % 2 == 1:
+        return buf[m // 2]
+    return (buf[m // 2 - 1] + buf[m // 2]) / np.float32(2.0)
+
+
+@njit(cache=True)
+def _median_filter_kernel(data, p):  # type: ignore[no-untyped-def]
+    """The release's running median (float32, window ``2 (p // 2) + 1``, shrinking ends)."""
+    n = len(data)
+    w = p // 2 * 2 + 1
+    h = w // 2
+    val = data.astype(np.float32)
+    ans = val.copy()
+    if n < w:
+        return ans
+    buf = np.zeros(w, dtype=np.float32)
+    for i in range(w):
+        k = _bisect_right(buf, 0, i, val[i])
+        for q in range(i, k, -1):
+            buf[q] = buf[q - 1]
+        buf[k] = val[i]
+        if i >= h:
+            ans[i - h] = _sorted_median32(buf, i + 1)
+    for i in range(h + 1, n - h):
+        k = _bisect_right(buf, 0, w, val[i - h - 1]) - 1
+        for q in range(k, w - 1):
+            buf[q] = buf[q + 1]
+        k = _bisect_right(buf, 0, w - 1, val[i + h])
+        for q in range(w - 1, k, -1):
+            buf[q] = buf[q - 1]
+        buf[k] = val[i + h]
+        ans[i] = _sorted_median32(buf, w)
+    m = w
+    for i in range(n - h, n):
+        # the release looks the leaving value up in float64 among float32 values: when it rounded
+        # up, its predecessor is removed instead (and at position -1, the buffer wraps around)
+        k = _bisect_right(buf, 0, m, data[i - h - 1]) - 1
+        if k < 0:
+            buf[w - 1] = buf[0]
+            k = 0
+        for q in range(k, m - 1):
+            buf[q] = buf[q + 1]
+        m -= 1
+        ans[i] = _sorted_median32(buf, m)
+    return ans
+
+
+@njit(cache=True)
+def _median32(a):  # type: ignore[no-untyped-def]
+    b = np.sort(a)
+    m = len(b)
+    if m % 2 == 1:
+        return b[m // 2]
+    return np.float32(0.5 * np.float64(b[m // 2 - 1] + b[m // 2]))
+
+
+@njit(cache=True)
+def _bucket_kernel(v, p):  # type: ignore[no-untyped-def]
+    """The release's per-phase spike removal, in place: its "MAD" is 1.4826 times the median of the
+    signed float32 deviations (about 0, of either sign) + 1e-8, so values a few 1e-8 from the
+    phase median on one side are set to it."""
+    for j in range(p):
+        sub = v[j::p].copy()
+        med = np.float64(_median32(sub.astype(np.float32)))
+        dev = (sub - med).astype(np.float32)
+        mad = 1.4826 * np.float64(_median32(dev)) + 1e-8
+        for k in range(len(sub)):
+            if (sub[k] - med) / mad >= 3.0:
+                v[k * p + j] = med
+    return v
 
 
 def _bands(p: int) -> int:
@@ -72,31 +156,24 @@ _FIRST = (0.35, 0.15, 0.1)
 _SECOND = (0.35, 0.65, 0.7)
 
 
+def _explains(v: FloatArray, p: int, threshold: float) -> bool:
+    err = gcv(v, p)
+    return (1.0 if err == 0.0 else 1 - err / float(v.var())) > threshold
+
+
 def _passes(x: FloatArray, p: int) -> bool:
-    v = despike(normalise(x))
-    var = float(v.var())
-    if isclose0(var):
+    nv = normalise(x)
+    v = despike(nv)
+    if isclose0(float(v.var())):
         return False
-    if 1 - gcv(v, p) / var > _FIRST[_bands(p)]:
+    if _explains(v, p, _FIRST[_bands(p)]):
         return True
-    h = p // 2
-    v = despike(v - _centred_median(v, h))
-    # the release's bucket step: a value above its phase median is set to that median
-    n = len(v)
-    phase = np.arange(n) % p
-    order = np.lexsort((v, phase))
-    counts = np.bincount(phase, minlength=p)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    sv = v[order]
-    lo_mid = starts + (counts - 1) // 2
-    hi_mid = starts + counts // 2
-    med = np.where(counts > 0, (sv[np.minimum(lo_mid, n - 1)] + sv[np.minimum(hi_mid, n - 1)]) / 2, 0.0)
-    m = med[phase]
-    v = np.where(v - m > 3e-8, m, v)
-    var = float(v.var())
-    if isclose0(var):
+    # retried on the normalised series less its running median, despiked, then the bucket step
+    d = despike(nv - _median_filter_kernel(np.ascontiguousarray(nv, dtype=np.float64), p))
+    d = _bucket_kernel(np.array(d, dtype=np.float64), p)
+    if isclose0(float(d.var())):
         return False
-    return 1 - gcv(v, p) / var > _SECOND[_bands(p)]
+    return _explains(d, p, _SECOND[_bands(p)])
 
 
 def simple_period(x: FloatArray, granularity: str, custom_interval: int) -> int:
