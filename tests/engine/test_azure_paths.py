@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ad_pipeline as ad
-from ad_pipeline.engine.azure.difference import adf_pvalue, difference_order
+from ad_pipeline.engine.azure.difference import adf_max_lag, adf_pvalue, difference_order, kpss_statistic
 from ad_pipeline.engine.azure.esd import esd, lambdas, merge
 from ad_pipeline.engine.azure.period import detect_period
 
@@ -151,15 +151,37 @@ def test_random_walk_is_differenced_and_noise_is_not() -> None:
     assert difference_order(RNG.normal(size=300))[0] == 0
 
 
-def test_fast_adf_matches_statsmodels() -> None:
+def test_fast_adf_matches_statsmodels_with_the_release_lag_cap() -> None:
     from statsmodels.tsa.stattools import adfuller
 
-    for n in (30, 250, 900):
+    for n in (14, 20, 30, 250, 900):
         x = np.cumsum(RNG.normal(size=n)) + 0.2 * RNG.normal(size=n)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ref = adfuller(x, autolag="AIC")[1]
+            ref = adfuller(x, maxlag=adf_max_lag(n), autolag="AIC")[1]
         assert adf_pvalue(x) == pytest.approx(ref, rel=1e-6, abs=1e-9)
+    assert [adf_max_lag(n) for n in (12, 20, 24, 25, 100)] == [3, 7, 9, 9, 12]
+
+
+def test_kpss_statistic_matches_statsmodels() -> None:
+    from statsmodels.tsa.stattools import kpss
+
+    for n in (30, 300):
+        x = np.cumsum(RNG.normal(size=n)) * 0.1 + RNG.normal(size=n)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = kpss(x, regression="c", nlags="auto")[0]
+        assert kpss_statistic(x) == pytest.approx(ref, rel=1e-12)
+
+
+RELEASE_DIFFERENCING = json.loads((Path(__file__).parent / "data" / "release_differencing.json").read_text())["cases"]
+
+
+@pytest.mark.parametrize("case", RELEASE_DIFFERENCING, ids=lambda c: f"n{len(c['values'])}-d{c['delta']}")
+def test_differencing_order_equals_the_release_on_recorded_random_series(case: dict) -> None:
+    # orders the release chose (arch's ADF and KPSS on the padded differences); the first 25
+    # differ under statsmodels' defaults or when the unpadded differences are tested
+    assert difference_order(np.asarray(case["values"], dtype=np.float64))[0] == case["delta"]
 
 
 @pytest.mark.parametrize("version", ["V2", "V3"])
