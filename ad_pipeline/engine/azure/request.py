@@ -8,6 +8,8 @@ here: the engine's parameter checks (:mod:`ad_pipeline.engine.params`) do that i
 >>> values, ts, kw = parse_request(body)
 >>> kw["impute_mode"], kw["impute_fixed_value"], kw["sensitivity"]
 ('fixed', 0, 99)
+>>> parse_request({"series": body["series"]})[2]["granularity"]
+'none'
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def parse_request(
 ) -> tuple[NDArray[np.float64], list[str] | None, dict[str, Any]]:
     """``(values, timestamps, kwargs)`` of a request; a field that is ``null`` counts as omitted.
 
-    ``kind="detect"`` (entire and last detect): sensitivity 99 when omitted; legacy forms are
+    ``kind="detect"`` (entire and last detect): sensitivity 99 and granularity ``none`` (the
+    timestamps then only order the points) when omitted, as the service; legacy forms are
     mapped: ``imputeStrategy: {imputeMode, imputeValue}`` and ``fillUpMode`` (``last`` =
     previous, ``no`` = notFill) with ``fixedValue``. ``kind="changepoint"``: the grid fields plus
     ``stableTrendWindow`` and ``threshold``; detect-only fields are ignored, as the service did.
@@ -97,4 +100,5 @@ def parse_request(
     if "fixedValue" in body and "impute_fixed_value" not in kwargs:
         kwargs["impute_fixed_value"] = body["fixedValue"]
     kwargs.setdefault("sensitivity", 99)
+    kwargs.setdefault("granularity", "none")
     return values, (stamps or None), kwargs
