@@ -19,7 +19,7 @@ from .dynamic import dynamic_detect
 from .impute import fill, fills
 from .margins import Margins, v1_relative, v1_sr, v3
 from .period import detect_period
-from .seasonal import Components, decompose_last_many, decompose_many, seasonal_detect
+from .seasonal import Components, decompose_many, seasonal_detect
 from .spline import guess_period, spline_trend
 from .sr import sr_detect
 from .util import EPS, FloatArray, ffill
@@ -240,8 +240,7 @@ def detect_many(
         except AnomalyDetectorError as exc:
             outs[i] = exc
     seasonal = [(i, p) for i, p in enumerate(preps) if p is not None and p.seasonal]
-    decompose = decompose_last_many if last else decompose_many
-    fits = decompose([p.x for _, p in seasonal], [p.period for _, p in seasonal])
+    fits = decompose_many([p.x for _, p in seasonal], [p.period for _, p in seasonal], last)
     comps = {i: c for (i, _), c in zip(seasonal, fits, strict=True)}
     finish = _last_output if last else _entire_output
     for i, prep in enumerate(preps):

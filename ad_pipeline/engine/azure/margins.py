@@ -133,32 +133,42 @@ def factor(sensitivity: float) -> float:
 
 
 def _v1_severity(x: FloatArray, expected: FloatArray, flags: BoolArray) -> FloatArray:
+    """``min(|x - e| / |e|, 1)`` at flags (``|e|`` taken as 0.3 when it is about 0), else 0."""
     ae = np.abs(expected)
-    small = ae <= 1e-8
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(small, 0.3, np.abs(x - expected) / np.where(small, 1.0, ae))
-    return np.where(flags, np.minimum(ratio, 1.0), 0.0)
+    base = np.where(ae <= 1e-8, 0.3, ae)
+    return np.where(flags, np.minimum(np.abs(x - expected) / base, 1.0), 0.0)
 
 
-def v1(x: FloatArray, expected: FloatArray, flags: BoolArray, margin: FloatArray) -> Margins:
-    """Clip boundaries to the data range, drop flags inside, widen margins of unflagged outsiders."""
+def v1(x: FloatArray, expected: FloatArray, flags: BoolArray, margin: FloatArray, sensitivity: float) -> Margins:
+    """Clip boundaries to the data range (as the release does); an unflagged point outside gets both margins
+    ``1.01 |x - e|``; a flag inside its boundaries is dropped (at sensitivity 100 it stays, with
+    margins 0)."""
     lo_all = min(float(np.min(x)), float(np.min(expected)))
     hi_all = max(float(np.max(x)), float(np.max(expected)))
     upper_b = np.minimum(expected + margin, hi_all)
-    lower_b = np.maximum(expected - margin, lo_all)
+    lower_b = expected - margin
+    # the release's np.clip(lower_b, lo_all, max(lower_b)): when every lower boundary lies below
+    # the data (wide margins at low sensitivity), all of them become the highest one
+    lower_b = np.minimum(np.maximum(lower_b, lo_all), float(np.max(lower_b)))
     up = upper_b - expected
     lo = expected - lower_b
-    flags = flags & ((x > upper_b) | (x < lower_b))
+    inside = (x <= upper_b) & (x >= lower_b)
     above = ~flags & (x > upper_b)
     below = ~flags & (x < lower_b)
-    up = np.where(above, 1.01 * (x - expected), up)
-    lo = np.where(below, 1.01 * (expected - x), lo)
+    wide = np.where(above, 1.01 * (x - expected), 1.01 * (expected - x))
+    up = np.where(above | below, wide, up)
+    lo = np.where(above | below, wide, lo)
+    if sensitivity == 100:
+        up = np.where(flags & inside, 0.0, up)
+        lo = np.where(flags & inside, 0.0, lo)
+    else:
+        flags = flags & ~inside
     return Margins(up, lo, flags, _v1_severity(x, expected, flags))
 
 
 def v1_relative(x: FloatArray, expected: FloatArray, flags: BoolArray, sensitivity: float) -> Margins:
     """V1 for the seasonal and dynamic models: margin ``|expected| * (100 - s) / 100``."""
-    return v1(x, expected, flags, np.abs(expected) * (100 - sensitivity) / 100)
+    return v1(x, expected, flags, np.abs(expected) * (100 - sensitivity) / 100, sensitivity)
 
 
 def v1_sr(
@@ -170,7 +180,7 @@ def v1_sr(
     with np.errstate(divide="ignore", invalid="ignore"):
         other = np.abs(x - expected) / score * (1 - sensitivity / 100)
     margin = np.where(normal, base, other)
-    return v1(x, expected, flags, margin)
+    return v1(x, expected, flags, margin, sensitivity)
 
 
 def _severity_score(ratio: FloatArray) -> FloatArray:

@@ -32,12 +32,53 @@ def _mape(rem: FloatArray, x: FloatArray) -> float:
         return float(np.mean(np.abs(rem / x)))
 
 
-def _outlier_refit_input(x: FloatArray, trend: FloatArray, period: int) -> FloatArray | None:
-    """``D' + trend`` when the 3-sigma pass on ``D = seasonal + remainder`` replaces points."""
-    n = len(x)
-    d = x - trend
+@dataclass
+class Fit:
+    """One decomposition: trend, seasonal and remainder (on the log scale's shifted values for a log fit)."""
+
+    trend: FloatArray
+    seasonal: FloatArray
+    remainder: FloatArray
+
+
+def _fits(xs: Sequence[FloatArray], periods: Sequence[int], log: bool) -> list[Fit]:
+    """STL of each series, or the log STL (§6): ``y = x - min + 1`` when ``min < 1``, STL of
+    ``ln y``, trend ``e^T`` (shifted back), seasonal ``e^(T+S) - e^T``, remainder ``y - e^(T+S)``."""
+    if not log:
+        return [Fit(t, s, x - t - s) for x, (t, s) in zip(xs, _stl_many(xs, periods), strict=True)]
+    bases = [float(np.min(x)) for x in xs]
+    ys = [x - b + 1 if b < 1 else x for x, b in zip(xs, bases, strict=True)]
+    out = []
+    for y, b, (lt, ls) in zip(ys, bases, _stl_many([np.log(y) for y in ys], periods), strict=True):
+        trend = np.exp(lt)
+        seasonal = np.exp(lt + ls) - trend
+        remainder = y - trend - seasonal
+        out.append(Fit(trend - 1 + b if b < 1 else trend, seasonal, remainder))
+    return out
+
+
+def _fits_adjusted(xs: Sequence[FloatArray], periods: Sequence[int], log: bool) -> list[Fit]:
+    """The last-mode "adjust-trend" fits (§4): each series is also decomposed extended by the
+    median of its last point's phase; the fit with the smaller remainder at the last point wins."""
+    ext = [np.append(x, np.median(x[len(x) - p :: -p])) for x, p in zip(xs, periods, strict=True)]
+    fits = _fits(list(xs) + ext, list(periods) * 2, log)
+    out = []
+    for i, x in enumerate(xs):
+        n = len(x)
+        orig, longer = fits[i], fits[len(xs) + i]
+        if abs(orig.remainder[n - 1]) <= abs(longer.remainder[n - 1]):
+            out.append(orig)
+        else:
+            out.append(Fit(longer.trend[:n], longer.seasonal[:n], longer.remainder[:n]))
+    return out
+
+
+def _outlier_refit_input(fit: Fit, period: int) -> FloatArray | None:
+    """``D' + trend`` when the 3-sigma pass on ``D = seasonal + remainder`` replaces points (§6)."""
+    d = fit.remainder + fit.seasonal
+    n = len(d)
     sd = float(d.std())
-    if sd <= 0:
+    if sd == 0:
         return None
     out = np.abs(d - d.mean()) / sd >= 3
     if not out.any():
@@ -49,48 +90,33 @@ def _outlier_refit_input(x: FloatArray, trend: FloatArray, period: int) -> Float
         return None
     d2 = d.copy()
     d2[out] = np.nan
-    return ffill(d2) + trend
+    return ffill(d2) + fit.trend
 
 
-def decompose_many(xs: Sequence[FloatArray], periods: Sequence[int]) -> list[Components]:
-    """Trend and seasonal of each series: STL, the outlier pass, the log STL when it fits better."""
-    comps = _stl_many(xs, periods)
-    redo = [
-        (i, y)
-        for i in range(len(xs))
-        if (y := _outlier_refit_input(xs[i], comps[i][0], periods[i])) is not None
-    ]
-    for (i, _), c in zip(redo, _stl_many([y for _, y in redo], [periods[i] for i, _ in redo]), strict=True):
-        comps[i] = c
-    logs = []
-    for i, x in enumerate(xs):
-        trend, seasonal = comps[i]
-        if _mape(x - trend - seasonal, x) > 0.10:
-            b = float(np.min(x))
-            logs.append((i, b, x - b + 1 if b < 1 else x))
+def _fits_without_outliers(xs: Sequence[FloatArray], periods: Sequence[int], log: bool, last: bool) -> list[Fit]:
+    """A fit, refitted where its 3-sigma outliers were replaced by the previous value (§6)."""
+    fit = _fits_adjusted if last else _fits
+    fits = fit(xs, periods, log)
+    redo = [(i, y) for i in range(len(xs)) if (y := _outlier_refit_input(fits[i], periods[i])) is not None]
+    for (i, _), f in zip(redo, fit([y for _, y in redo], [periods[i] for i, _ in redo], log), strict=True):
+        fits[i] = f
+    return fits
+
+
+def decompose_many(xs: Sequence[FloatArray], periods: Sequence[int], last: bool = False) -> list[Components]:
+    """Trend and seasonal of each series: STL with the outlier pass, or the log STL (with its own
+    outlier pass) when the remainder's MAPE exceeds 0.10 and the log fit's is below 0.05.
+
+    In last mode (``last=True``) every STL is the "adjust-trend" pair (§4), as the release runs it.
+    """
+    fits = _fits_without_outliers(xs, periods, False, last)
+    logs = [i for i, x in enumerate(xs) if _mape(fits[i].remainder, x) > 0.10]
     if logs:
-        fits = _stl_many([np.log(y) for _, _, y in logs], [periods[i] for i, _, _ in logs])
-        for (i, b, y), (lt, ls) in zip(logs, fits, strict=True):
-            et = np.exp(lt)
-            ets = np.exp(lt + ls)
-            if _mape(y - ets, xs[i]) < 0.05:
-                comps[i] = (et + (b - 1 if b < 1 else 0.0), ets - et)
-    return comps
-
-
-def decompose_last_many(xs: Sequence[FloatArray], periods: Sequence[int]) -> list[Components]:
-    """Last-mode decomposition: also decompose each series extended by its same-phase median and
-    keep the fit with the smaller remainder at the last point (the "adjust-trend" variant)."""
-    ext = [np.append(x, np.median(x[len(x) - p :: -p])) for x, p in zip(xs, periods, strict=True)]
-    comps = decompose_many(list(xs) + ext, list(periods) * 2)
-    out = []
-    for i, x in enumerate(xs):
-        n = len(x)
-        (t0, s0), (t1, s1) = comps[i], comps[len(xs) + i]
-        r0 = x[n - 1] - t0[n - 1] - s0[n - 1]
-        r1 = x[n - 1] - t1[n - 1] - s1[n - 1]
-        out.append((t0, s0) if abs(r0) <= abs(r1) else (t1[:n], s1[:n]))
-    return out
+        log_fits = _fits_without_outliers([xs[i] for i in logs], [periods[i] for i in logs], True, last)
+        for i, f in zip(logs, log_fits, strict=True):
+            if _mape(f.remainder, xs[i]) < 0.05:
+                fits[i] = f
+    return [(f.trend, f.seasonal) for f in fits]
 
 
 @dataclass
@@ -106,7 +132,7 @@ def seasonal_detect(
     """Flags and expected values of a seasonal series (``components`` from :func:`decompose_many`)."""
     n = len(x)
     if components is None:
-        components = (decompose_last_many if last else decompose_many)([x], [period])[0]
+        components = decompose_many([x], [period], last)[0]
     trend, seasonal = components
     ratio = max(ratio, 1 / n)
     k = max_outliers(n, ratio)
