@@ -798,9 +798,7 @@ def azure_windows(n, period):  # type: ignore[no-untyped-def]
     nt = int(math.ceil(1.5 * period / (1 - 1.5 / ns)))
     if nt % 2 == 0:
         nt += 1
-    nl = period + 1
-    if nl % 2 == 0:
-        nl += 1
+    nl = period if period % 2 == 1 else period + 1  # R's nextodd(period), as the release's STL
     return ns, nt, nl, (ns + 9) // 10, (nt + 9) // 10, (nl + 9) // 10
 
 

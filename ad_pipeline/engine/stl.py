@@ -3,10 +3,11 @@
 Azure decomposes a seasonal series with STL as R's ``stl(s.window="periodic", robust=TRUE)``
 does: seasonal window ``10 n + 1`` with degree 0, trend window the smallest odd integer
 ``>= 1.5 period / (1 - 1.5 / (10 n + 1))`` and low-pass window the smallest odd integer
-``> period`` (both degree 1), every smoother evaluated every ``ceil(window / 10)`` points,
+``>= period`` (R's ``nextodd``: 7 for a weekly cycle of daily data, where statsmodels' default
+would be 9; both degree 1), every smoother evaluated every ``ceil(window / 10)`` points,
 1 inner and 15 robustness iterations. That is statsmodels'::
 
-    STL(x, period=p, seasonal=10 * n + 1, seasonal_deg=0, robust=True,
+    STL(x, period=p, seasonal=10 * n + 1, seasonal_deg=0, low_pass=nl, robust=True,
         seasonal_jump=..., trend_jump=..., low_pass_jump=...).fit(inner_iter=1, outer_iter=15)
 
 computed here by a numba port of the same netlib algorithm (:mod:`._stl_kernel`) that gives
@@ -136,13 +137,13 @@ def stl_statsmodels(x: ArrayLike, period: int) -> tuple[FloatArray, FloatArray, 
     ns = 10 * n + 1
     nt = int(np.ceil(1.5 * period / (1 - 1.5 / ns)))
     nt += nt % 2 == 0
-    nl = period + 1
-    nl += nl % 2 == 0
+    nl = period + (period % 2 == 0)
     res = STL(
         y,
         period=int(period),
         seasonal=ns,
         seasonal_deg=0,
+        low_pass=nl,
         robust=True,
         seasonal_jump=math.ceil(ns / 10),
         trend_jump=math.ceil(nt / 10),
