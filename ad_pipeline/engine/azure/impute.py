@@ -7,44 +7,101 @@ import numpy as np
 from .util import FloatArray, ffill, interp_nan
 
 MAX_SPAN = 17280
-_PHASE_OFFSETS = np.array([-3, -2, -1, 1, 2, 3])
-_PHASE_WEIGHTS = np.array([0.1, 0.3, 0.6, 0.6, 0.3, 0.1])
+_PHASE_WEIGHTS = (0.1, 0.3, 0.6, 0.6, 0.3, 0.1)  # 3 periods back, 3 periods forward
+_SHORT_GAP = 6
 
 
-def _gaps(miss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end (exclusive) of each run of missing points."""
-    d = np.diff(np.concatenate(([0], miss.astype(np.int8), [0])))
-    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+def _runs(miss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per point: the length of its run of missing points and how many of them start at it (0 if observed)."""
+    n = len(miss)
+    run = np.zeros(n, dtype=np.int64)
+    ahead = np.zeros(n, dtype=np.int64)
+    i = 0
+    while i < n:
+        if miss[i]:
+            e = i
+            while e < n and miss[e]:
+                e += 1
+            run[i:e] = e - i
+            ahead[i:e] = np.arange(e - i, 0, -1)
+            i = e
+        else:
+            i += 1
+    return run, ahead
+
+
+def _short_gaps(x: FloatArray, period: int) -> FloatArray:
+    """Cubic-spline fill of the gaps of at most 6 points and at most period / 4 (others stay NaN).
+
+    Where the 2 + 2 observed neighbours rise or fall monotonically and the spline leaves their
+    range, the gap is filled linearly instead; every filled value is clipped to the observed range.
+    """
+    from scipy.interpolate import make_interp_spline
+
+    n = len(x)
+    miss = np.isnan(x)
+    idx = np.arange(n)
+    # the B-spline form the release's interp1d(kind="cubic") evaluates: at observed points it
+    # returns the values up to rounding, which decides the monotonic-neighbour test below
+    full = make_interp_spline(idx[~miss], x[~miss], k=3)(idx)
+    lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
+    run, _ = _runs(miss)
+    i = 0
+    while i < n:
+        if not miss[i]:
+            i += 1
+            continue
+        m = int(run[i])
+        if m > _SHORT_GAP or m > period / 4:
+            full[i : i + m] = np.nan
+        else:
+            # the release skips index 0 among the neighbours
+            near = [float(full[k]) for k in (i - 2, i - 1, i + m, i + m + 1) if 0 < k < n and not miss[k]]
+            if len(near) > 2 and (near == sorted(near) or near == sorted(near, reverse=True)):
+                a, b = min(near[0], near[-1]), max(near[0], near[-1])
+                if np.any((full[i : i + m] < a) | (full[i : i + m] > b)):
+                    full[i : i + m] = np.linspace(x[i - 1], x[i + m], m + 2)[1:-1]
+            full[i : i + m] = np.clip(full[i : i + m], lo, hi)
+        i += m
+    return full
+
+
+def _same_phase(v: FloatArray, i: int, period: int, run: np.ndarray, ahead: np.ndarray, step: int) -> list[float]:
+    """Up to 3 values one, two and three periods from ``i`` (``step`` = -1 back, +1 forward), the
+    release's walk: a missing point counts as one of the 3 and makes the walk skip ahead in its gap."""
+    out: list[float] = []
+    p = period * step
+    j = i + p
+    left = 3
+    while 0 <= j < len(v) and left > 0:
+        if ahead[j] > 0:
+            if step == 1:
+                j += int(np.ceil((ahead[j] - p) / p)) * p
+            else:
+                j += int(np.ceil((run[j] - ahead[j]) / p)) * p * -1
+        else:
+            out.append(float(v[j]))
+        j += p
+        left -= 1
+    return out
 
 
 def fill_auto(x: FloatArray, period: int) -> FloatArray:
-    """Spline for short gaps, then same-phase weighted average, then linear interpolation."""
-    n = len(x)
-    miss = np.isnan(x)
-    out = x.copy()
-    idx = np.arange(n)
-    obs = ~miss
-    starts, ends = _gaps(miss)
-    short = np.zeros(n, dtype=bool)
-    for s, e in zip(starts, ends, strict=True):
-        if e - s <= 6 and e - s <= period / 4:
-            short[s:e] = True
-    if short.any() and obs.sum() >= 4:
-        from scipy.interpolate import CubicSpline
-
-        cs = CubicSpline(idx[obs], x[obs])
-        lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
-        out[short] = np.clip(cs(idx[short]), lo, hi)
-    rest = np.flatnonzero(np.isnan(out))
-    if len(rest):
-        pos = rest[:, None] + _PHASE_OFFSETS[None, :] * period
-        valid = (pos >= 0) & (pos < n)
-        vals = np.where(valid, x[np.clip(pos, 0, n - 1)], np.nan)
-        w = np.where(np.isnan(vals), 0.0, _PHASE_WEIGHTS[None, :])
-        tot = w.sum(axis=1)
-        num = np.nansum(vals * w, axis=1)
-        ok = tot > 0
-        out[rest[ok]] = num[ok] / tot[ok]
+    """Spline for short gaps, then a same-phase weighted average (weights .1 .3 .6 | .6 .3 .1,
+    shifted inwards when a side has fewer values), then linear interpolation."""
+    if int(np.count_nonzero(~np.isnan(x))) < 4:
+        return ffill(x)  # the release falls back to the previous value when the spline fails
+    out = _short_gaps(x, period)
+    miss = np.isnan(out)
+    if miss.any():
+        run, ahead = _runs(miss)
+        known = out.copy()
+        for i in np.flatnonzero(miss):
+            back = _same_phase(known, int(i), period, run, ahead, -1)[::-1]
+            fwd = _same_phase(known, int(i), period, run, ahead, 1)
+            if back or fwd:
+                w = np.asarray(_PHASE_WEIGHTS[3 - len(back) : 3 + len(fwd)])
+                out[i] = float(np.average(np.asarray(back + fwd), weights=w))
     return interp_nan(out)
 
 
