@@ -95,37 +95,45 @@ def _histogram_ratio(raw: FloatArray, ratio: float) -> float:
 
 
 def _non_seasonal(
-    x: FloatArray, gs: GridSeries, ratio: float, last: bool
-) -> tuple[FloatArray, np.ndarray, FloatArray | None, bool, bool]:
-    """SR or dynamic path with differencing: expected, flags, SR score (or None), zscore model, sr."""
+    x: FloatArray, gs: GridSeries, ratio: float, last: bool, need_trend: bool
+) -> tuple[FloatArray, np.ndarray, FloatArray | None, bool, FloatArray]:
+    """SR or dynamic path with differencing: expected, flags, SR score (or None), zscore model, trend.
+
+    The trend (for V2/V3 margins) is the dynamic path's expected values, or the spline of the SR
+    expected values; at points the differenced rerun adds, expected values and trend are both
+    continued from the point before (§8).
+    """
     use_sr = _uses_sr(x, gs.granularity, gs.custom_interval)
 
-    def run(y: FloatArray, r: float) -> tuple[FloatArray, np.ndarray, FloatArray | None, bool]:
+    def run(y: FloatArray, r: float) -> tuple[FloatArray, np.ndarray, FloatArray | None, bool, FloatArray]:
         if use_sr:
             res = sr_detect(y, r, last)
-            return res.expected, res.flags, res.score, res.zscore_model
+            e = res.expected
+            trend = spline_trend(e, 2 * guess_period(e) - 1) if need_trend else e
+            return e, res.flags, res.score, res.zscore_model, trend
         dyn = dynamic_detect(y, r, last)
-        return dyn.expected, dyn.flags, None, False
+        return dyn.expected, dyn.flags, None, False, dyn.expected
 
-    expected, flags, score, zmodel = run(x, ratio)
+    expected, flags, score, zmodel, trend = run(x, ratio)
     n = len(x)
     rest = remaining_ratio(n, ratio, int(flags.sum()))
     if rest > 0 and n >= 12:
         delta, d = difference_order(x)
         if delta:
-            e_hat, f2, s2, _ = run(d, rest)
+            e_hat, f2, s2, _, t_hat = run(d, rest)
             new = f2 & ~flags
             new[0] = False
             if new.any():
-                inc = integrate(x, e_hat, delta)
                 idx = np.flatnonzero(new)
                 expected = expected.copy()
-                expected[idx] = expected[idx - 1] + inc[idx]
+                expected[idx] = expected[idx - 1] + integrate(x, e_hat, delta)[idx]
+                trend = trend.copy()
+                trend[idx] = trend[idx - 1] + integrate(x, t_hat, delta)[idx]
                 flags = flags | new
                 if score is not None and s2 is not None:
                     score = score.copy()
                     score[idx] = s2[idx]
-    return expected, flags, score, zmodel, use_sr
+    return expected, flags, score, zmodel, trend
 
 
 @dataclass
@@ -150,7 +158,7 @@ def prepare(gs: GridSeries) -> Prepared:
 
 
 def run_model(prep: Prepared, last: bool, components: Components | None = None) -> Detection:
-    """Detect on the contiguous series (filled or compressed)."""
+    """Detect on the contiguous series (filled or compressed); margins over the observed points."""
     x, gs, period = prep.x, prep.gs, prep.period
     p = gs.params
     ratio = p.max_anomaly_ratio
@@ -159,23 +167,26 @@ def run_model(prep: Prepared, last: bool, components: Components | None = None) 
         ratio = _histogram_ratio(raw, ratio)
     s = p.sensitivity
     v3_mode = p.boundary_version in ("V2", "V3")
+    score: FloatArray | None = None
+    zmodel = False
     if prep.seasonal:
         res = seasonal_detect(x, period, ratio, last, components)
         expected, flags, trend = res.expected, res.flags, res.trend
-        if v3_mode:
-            m = v3(x, expected, trend, flags, s)
-        else:
-            m = v1_relative(x, expected, flags, s)
-        return Detection(period, expected, m)
-    expected, flags, score, zmodel, use_sr = _non_seasonal(x, gs, ratio, last)
-    flags = flags & (np.abs(x - expected) >= EPS)
-    if v3_mode:
-        trend = spline_trend(expected, 2 * guess_period(expected) - 1) if use_sr else expected
-        m = v3(x, expected, trend, flags, s)
-    elif use_sr and not zmodel and score is not None:
-        m = v1_sr(x, expected, flags, score, s)
     else:
-        m = v1_relative(x, expected, flags, s)
+        expected, flags, score, zmodel, trend = _non_seasonal(x, gs, ratio, last, v3_mode)
+        flags = flags & (np.abs(x - expected) >= EPS)
+    # the release drops filled points before it builds margins (clipping range, V3 unit)
+    obs = ~np.isnan(gs.values[prep.keep])
+    sub = (lambda a: a) if obs.all() else (lambda a: a[obs])
+    if v3_mode:
+        m = v3(sub(x), sub(expected), sub(trend), sub(flags), s)
+    elif score is not None and not zmodel:
+        m = v1_sr(sub(x), sub(expected), sub(flags), sub(score), s)
+    else:
+        m = v1_relative(sub(x), sub(expected), sub(flags), s)
+    if not obs.all():
+        m = Margins(*(_expand(a, np.flatnonzero(obs), len(x), fill) for a, fill in
+                      ((m.upper, np.nan), (m.lower, np.nan), (m.flags, False), (m.severity, np.nan))))
     return Detection(period, expected, m)
 
 
