@@ -15,6 +15,7 @@ Parameters are scalars or one value per series. The single-series functions in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -176,6 +177,13 @@ def _prepare(
     else:
         grid = np.full(m, np.nan)
         grid[pos] = values
+    n_missing = int(np.count_nonzero(np.isnan(grid)))
+    if params.period is not None and params.period > 1 and n_missing > 0.5 * m:
+        raise InvalidSeries(
+            f"Ratio of missing points should be less than 50% for seasonal timeseries: with period "
+            f"{params.period} the 'series' field needs at least {math.ceil(0.5 * m)} of its {m} grid "
+            f"points, got {m - n_missing}."
+        )
     return GridSeries(values=grid, granularity=granularity, custom_interval=interval, params=params), pos
 
 

@@ -108,6 +108,12 @@ CASES = [
         E.InvalidSeries,
         ("grid", "'daily'", "2024-01-08T01:00", "index 7"),
     ),
+    Case(
+        "more than half the grid missing with a given period",
+        entire(X[::3], DAYS[::3], granularity="daily", period=7),
+        E.InvalidSeries,
+        ("50%", "period 7", "at least 23", "of its 46 grid points", "got 16"),
+    ),
     Case("value above 1e100", entire(np.r_[X[:20], 2e100, X[21:]]), E.InvalidSeries, ("'series'", "1e100", "2e+100", "index 20")),
     Case("value below -1e100", entire(np.r_[X[:20], -5e100, X[21:]]), E.InvalidSeries, ("1e100", "-5e+100")),
     Case("inf", entire(np.r_[X[:30], np.inf, X[31:]]), E.InvalidSeries, ("'series'", "inf", "index 30")),
