@@ -178,7 +178,8 @@ def _prepare(
         grid = np.full(m, np.nan)
         grid[pos] = values
     n_missing = int(np.count_nonzero(np.isnan(grid)))
-    if params.period is not None and params.period > 1 and n_missing > 0.5 * m:
+    seasonal = isinstance(params, SeriesParams) and params.period is not None and params.period > 1
+    if seasonal and n_missing > 0.5 * m:
         raise InvalidSeries(
             f"Ratio of missing points should be less than 50% for seasonal timeseries: with period "
             f"{params.period} the 'series' field needs at least {math.ceil(0.5 * m)} of its {m} grid "
