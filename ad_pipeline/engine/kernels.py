@@ -1,5 +1,5 @@
-"""Small compiled (numba) kernels for hot loops of the models: same numbers as the numpy code
-they replace, without its temporary arrays or its per-window Python calls."""
+"""Small compiled (numba) kernels for hot loops of the models: the numbers of the code they
+reproduce, without its temporary arrays or its per-window Python calls."""
 
 from __future__ import annotations
 
@@ -11,51 +11,79 @@ FloatArray = NDArray[np.float64]
 
 
 @njit(cache=True, nogil=True)
-def _insert_sorted(buf, size, x):  # type: ignore[no-untyped-def]
-    """Insert ``x`` into the sorted ``buf[:size]`` (room for one more); returns the new size."""
-    k = np.searchsorted(buf[:size], x)
-    for q in range(size, k, -1):
-        buf[q] = buf[q - 1]
-    buf[k] = x
-    return size + 1
+def _bisect_right(buf, lo, hi, x):  # type: ignore[no-untyped-def]
+    """Python's ``bisect.bisect_right(buf[lo:hi], x) + lo`` (same steps, also on unsorted data)."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if x < buf[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 @njit(cache=True, nogil=True)
-def _centred_median(v, h, out):  # type: ignore[no-untyped-def]
-    n = len(v)
-    buf = np.empty(min(2 * h + 1, n))
-    size = 0
-    # window of point t: v[max(0, t - h) .. min(n - 1, t + h)], kept sorted in buf[:size]
-    for j in range(min(h, n - 1) + 1):
-        size = _insert_sorted(buf, size, v[j])
-    for t in range(n):
-        if size % 2 == 1:
-            out[t] = buf[size // 2]
-        else:
-            out[t] = (buf[size // 2 - 1] + buf[size // 2]) / 2.0
-        drop = t - h
-        if drop >= 0:
-            x = v[drop]
-            k = np.searchsorted(buf[:size], x)
-            for q in range(k, size - 1):
+def _sorted_median32(buf, m):  # type: ignore[no-untyped-def]
+    if m % 2 == 1:
+        return buf[m // 2]
+    return (buf[m // 2 - 1] + buf[m // 2]) / np.float32(2.0)
+
+
+@njit(cache=True, nogil=True)
+def _running_median32(data, window, two_ends):  # type: ignore[no-untyped-def]
+    n = len(data)
+    w = window // 2 * 2 + 1
+    h = w // 2
+    val = data.astype(np.float32)
+    ans = val.copy()
+    if n < w:
+        return ans
+    buf = np.zeros(w, dtype=np.float32)
+    for i in range(w):
+        k = _bisect_right(buf, 0, i, val[i])
+        for q in range(i, k, -1):
+            buf[q] = buf[q - 1]
+        buf[k] = val[i]
+        if two_ends and i >= h:
+            ans[i - h] = _sorted_median32(buf, i + 1)
+    ans[h] = _sorted_median32(buf, w)
+    for i in range(h + 1, n - h):
+        k = _bisect_right(buf, 0, w, val[i - h - 1]) - 1
+        for q in range(k, w - 1):
+            buf[q] = buf[q + 1]
+        k = _bisect_right(buf, 0, w - 1, val[i + h])
+        for q in range(w - 1, k, -1):
+            buf[q] = buf[q - 1]
+        buf[k] = val[i + h]
+        ans[i] = _sorted_median32(buf, w)
+    if two_ends:
+        m = w
+        for i in range(n - h, n):
+            # the leaving value is looked up in float64 among float32 values: when it rounded up,
+            # its predecessor is removed instead (and from position -1 the buffer wraps around)
+            k = _bisect_right(buf, 0, m, data[i - h - 1]) - 1
+            if k < 0:
+                buf[w - 1] = buf[0]
+                k = 0
+            for q in range(k, m - 1):
                 buf[q] = buf[q + 1]
-            size -= 1
-        add = t + 1 + h
-        if add < n:
-            size = _insert_sorted(buf, size, v[add])
+            m -= 1
+            ans[i] = _sorted_median32(buf, m)
+    return ans
 
 
-def centred_median(v: FloatArray, h: int) -> FloatArray:
-    """Median of ``v[max(0, t - h) .. min(n - 1, t + h)]`` for every ``t`` (windows shrink at the edges).
+def running_median32(v: FloatArray, window: int, two_ends: bool = True) -> NDArray[np.float32]:
+    """The release's running median: float32, window ``2 (window // 2) + 1``, centred.
 
-    Equal to ``np.median`` of each window (the mean of the two middle values for an even
-    count), in O(n h) time and O(h) memory. ``v`` must hold no NaN.
+    With ``two_ends`` the windows shrink at the ends (``v[max(0, t-h) .. min(n-1, t+h)]``),
+    else the ends keep their (float32) values; a series shorter than the window is returned as
+    float32. Its quirk is kept: at the ends a value that rounded up to float32 makes the
+    predecessor leave the window instead.
 
-    >>> centred_median(np.array([5.0, 1.0, 4.0, 2.0, 3.0]), 1).tolist()
+    >>> running_median32(np.array([5.0, 1.0, 4.0, 2.0, 3.0]), 2).tolist()
     [3.0, 4.0, 2.0, 3.0, 2.5]
+    >>> running_median32(np.array([5.0, 1.0, 4.0, 2.0, 3.0]), 2, two_ends=False).tolist()
+    [5.0, 4.0, 2.0, 3.0, 3.0]
     """
     x = np.ascontiguousarray(v, dtype=np.float64)
-    out = np.empty(len(x))
-    if len(x):
-        _centred_median(x, int(max(h, 0)), out)
-    return out
+    return _running_median32(x, int(window), bool(two_ends))  # type: ignore[no-any-return]

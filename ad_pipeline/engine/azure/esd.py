@@ -19,6 +19,8 @@ from .util import FloatArray
 
 IntArray = NDArray[np.int64]
 ALPHA = 0.05
+MAD_SCALE = 0.6744897501960817
+"""``norm.ppf(3/4)``: statsmodels' ``robust.mad`` divides by it (the reference rounds it to 0.6745)."""
 
 _LAMBDA = np.zeros(0)
 
@@ -189,7 +191,7 @@ def _esd_lists(z32, k_max, last, lam):  # type: ignore[no-untyped-def]
         c2[i + 1] = c2[i] + v * v
     lo_u, hi_u, lo_l, hi_l = 0, n, 0, n
     mad_all = _mad_sorted(a)
-    if abs(mad_all / 0.6745) <= 1e-8:  # majority value: cut each list after its last copy of it
+    if abs(mad_all / MAD_SCALE) <= 1e-8:  # majority value: cut each list after its last copy of it
         maj = np.float64(a[(n - 1) // 2])
         a0 = np.float64(a[0])
         a1 = np.float64(a[n - 1])
@@ -236,27 +238,32 @@ def esd(z: FloatArray, k_max: int, last: bool = False) -> tuple[IntArray, IntArr
 
 
 @njit(cache=True)
-def _z_lists(z, k_max, last):  # type: ignore[no-untyped-def]
-    med = np.median(z)
-    mad = np.median(np.abs(z - med)) / 0.6745
-    empty = np.zeros(0, dtype=np.int64)
-    if mad == 0:
-        med = np.mean(z)
-        mad = np.std(z)
-        if mad == 0:
-            return empty, empty
+def _z_lists(z, k_max, last, center, scale):  # type: ignore[no-untyped-def]
     upper, lower = _orders(z, last)
     results = []
     for order in (upper, lower):
         head = order[:k_max]
-        keep = np.abs(z[head] - med) / mad > 3
+        keep = np.abs(z[head] - center) / scale > 3
         results.append(head[keep])
     return results[0], results[1]
 
 
 def z_test(z: FloatArray, k_max: int, last: bool = False) -> tuple[IntArray, IntArray]:
-    """Z test ``|v - median| / (MAD/0.6745) > 3`` among the first ``k_max`` of each tail."""
-    up, lo = _z_lists(np.ascontiguousarray(z, dtype=np.float64), int(k_max), bool(last))
+    """Z test ``|v - median| / (MAD / 0.67449) > 3`` among the first ``k_max`` of each tail;
+    with a MAD of 0, the mean and population std instead (nothing when that is 0 too).
+
+    The statistics are numpy's over the sorted values, as the release computes them: at a z of
+    exactly 3 their rounding decides.
+    """
+    zs = np.sort(z)
+    center = float(np.median(zs))
+    scale = float(np.median(np.abs(zs - center))) / MAD_SCALE
+    empty = np.zeros(0, dtype=np.int64)
+    if scale == 0:
+        center, scale = float(np.mean(zs)), float(np.std(zs))
+        if scale == 0:
+            return empty, empty
+    up, lo = _z_lists(np.ascontiguousarray(z, dtype=np.float64), int(k_max), bool(last), center, scale)
     return up, lo
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..kernels import running_median32
 from .util import FloatArray, despike, isclose0, normalise
 
 CANDIDATES = {
@@ -63,67 +64,6 @@ def gcv(v: FloatArray, p: int) -> float:
 
 
 @njit(cache=True)
-def _bisect_right(buf, lo, hi, x):  # type: ignore[no-untyped-def]
-    """Python's ``bisect.bisect_right(buf[lo:hi], x) + lo`` (same steps, also on unsorted data)."""
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if x < buf[mid]:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
-
-
-@njit(cache=True)
-def _sorted_median32(buf, m):  # type: ignore[no-untyped-def]
-    if m % 2 == 1:
-        return buf[m // 2]
-    return (buf[m // 2 - 1] + buf[m // 2]) / np.float32(2.0)
-
-
-@njit(cache=True)
-def _median_filter_kernel(data, p):  # type: ignore[no-untyped-def]
-    """The release's running median (float32, window ``2 (p // 2) + 1``, shrinking ends)."""
-    n = len(data)
-    w = p // 2 * 2 + 1
-    h = w // 2
-    val = data.astype(np.float32)
-    ans = val.copy()
-    if n < w:
-        return ans
-    buf = np.zeros(w, dtype=np.float32)
-    for i in range(w):
-        k = _bisect_right(buf, 0, i, val[i])
-        for q in range(i, k, -1):
-            buf[q] = buf[q - 1]
-        buf[k] = val[i]
-        if i >= h:
-            ans[i - h] = _sorted_median32(buf, i + 1)
-    for i in range(h + 1, n - h):
-        k = _bisect_right(buf, 0, w, val[i - h - 1]) - 1
-        for q in range(k, w - 1):
-            buf[q] = buf[q + 1]
-        k = _bisect_right(buf, 0, w - 1, val[i + h])
-        for q in range(w - 1, k, -1):
-            buf[q] = buf[q - 1]
-        buf[k] = val[i + h]
-        ans[i] = _sorted_median32(buf, w)
-    m = w
-    for i in range(n - h, n):
-        # the release looks the leaving value up in float64 among float32 values: when it rounded
-        # up, its predecessor is removed instead (and at position -1, the buffer wraps around)
-        k = _bisect_right(buf, 0, m, data[i - h - 1]) - 1
-        if k < 0:
-            buf[w - 1] = buf[0]
-            k = 0
-        for q in range(k, m - 1):
-            buf[q] = buf[q + 1]
-        m -= 1
-        ans[i] = _sorted_median32(buf, m)
-    return ans
-
-
-@njit(cache=True)
 def _median32(a):  # type: ignore[no-untyped-def]
     b = np.sort(a)
     m = len(b)
@@ -132,7 +72,7 @@ def _median32(a):  # type: ignore[no-untyped-def]
     return np.float32(0.5 * np.float64(b[m // 2 - 1] + b[m // 2]))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _bucket_kernel(v, p):  # type: ignore[no-untyped-def]
     """The release's per-phase spike removal, in place: its "MAD" is 1.4826 times the median of the
     signed float32 deviations (about 0, of either sign) + 1e-8, so values a few 1e-8 from the
@@ -169,7 +109,7 @@ def _passes(x: FloatArray, p: int) -> bool:
     if _explains(v, p, _FIRST[_bands(p)]):
         return True
     # retried on the normalised series less its running median, despiked, then the bucket step
-    d = despike(nv - _median_filter_kernel(np.ascontiguousarray(nv, dtype=np.float64), p))
+    d = despike(nv - running_median32(nv, p))
     d = _bucket_kernel(np.array(d, dtype=np.float64), p)
     if isclose0(float(d.var())):
         return False
