@@ -3,8 +3,10 @@
 Each case is judged as the original test suite did: ``period`` equal when the response gives it,
 ``isAnomaly`` equal at every point, every expected value within ±5% of the recorded one. Prints
 the pass count, the failing cases with the reason, and the point-level F1 of our flags.
+``--strict`` also requires expected values and both margins within 1e-6 (relative) where the
+answers carry them: how replies of another implementation to ``random_requests.py`` are judged.
 
-    .venv/bin/python benchmarks/golden.py [GOLDEN_DIR]
+    .venv/bin/python benchmarks/golden.py [DIR] [--strict]
 """
 
 from __future__ import annotations
@@ -44,8 +46,22 @@ def _close(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
     return np.abs(ours - theirs) <= REL_TOL * np.abs(theirs) + 1e-9
 
 
-def run_case(name: str, case: dict[str, Any]) -> Outcome:
-    """Replay one case and judge it."""
+STRICT_TOL = 1e-6
+
+
+def _margin_mismatches(x: np.ndarray, expected: np.ndarray, ours: tuple, theirs: tuple) -> np.ndarray:
+    """Points whose upper/lower margins differ by more than 1e-6 of |e| + |upper| + |lower|; where
+    the value equals the expected value up to rounding (side undecidable) the pair is compared unordered."""
+    (ou, ol), (tu, tl) = ours, theirs
+    scale = STRICT_TOL * (np.abs(expected) + np.abs(tu) + np.abs(tl)) + 1e-12
+    same = (np.abs(ou - tu) <= scale) & (np.abs(ol - tl) <= scale)
+    swapped = (np.abs(ou - tl) <= scale) & (np.abs(ol - tu) <= scale)
+    tie = np.abs(x - expected) <= 1e-9 * max(float(np.max(np.abs(x))), 1e-300)
+    return np.flatnonzero(~(same | (tie & swapped)))
+
+
+def run_case(name: str, case: dict[str, Any], strict: bool = False) -> Outcome:
+    """Replay one case and judge it (``strict``: also expected values and both margins to 1e-6)."""
     values, timestamps, kwargs = parse_request(case["request"])
     resp = case["response"]
     out = Outcome(name, True)
@@ -53,11 +69,23 @@ def run_case(name: str, case: dict[str, Any]) -> Outcome:
         if case["type"] == "entire":
             res = ad.detect_entire(values, timestamps, **kwargs)
             period, flags, expected = res.period, res.is_anomaly, res.expected_values
+            margins = (res.upper_margins, res.lower_margins)
+            rec_margins = (
+                (np.asarray(resp["upperMargins"], dtype=float), np.asarray(resp["lowerMargins"], dtype=float))
+                if "upperMargins" in resp and "lowerMargins" in resp else None
+            )
+            x = values
             rec_flags = np.asarray(resp["isAnomaly"], dtype=bool) if "isAnomaly" in resp else None
             rec_exp = np.asarray(resp["expectedValues"], dtype=float) if "expectedValues" in resp else None
         else:
             r = ad.detect_last(values, timestamps, **kwargs)
             period, flags, expected = r.period, np.array([r.is_anomaly]), np.array([r.expected_value])
+            margins = (np.array([r.upper_margin]), np.array([r.lower_margin]))
+            rec_margins = (
+                (np.array([resp["upperMargin"]], dtype=float), np.array([resp["lowerMargin"]], dtype=float))
+                if "upperMargin" in resp and "lowerMargin" in resp else None
+            )
+            x = values[-1:]
             rec_flags = np.array([resp["isAnomaly"]], dtype=bool) if "isAnomaly" in resp else None
             rec_exp = np.array([resp["expectedValue"]], dtype=float) if "expectedValue" in resp else None
     except Exception as exc:  # noqa: BLE001 - report and go on
@@ -79,6 +107,17 @@ def run_case(name: str, case: dict[str, Any]) -> Outcome:
             out.reasons.append(
                 f"expected off >5% at {len(bad)} point(s), first {i}: {expected[i]:.6g} vs {rec_exp[i]:.6g}"
             )
+    if strict and rec_exp is not None:
+        scale = STRICT_TOL * np.abs(rec_exp) + 1e-12
+        if rec_margins is not None:
+            scale = scale + STRICT_TOL * (np.abs(rec_margins[0]) + np.abs(rec_margins[1]))
+        bad = np.flatnonzero(np.abs(np.asarray(expected, dtype=float) - rec_exp) > scale)
+        if len(bad):
+            out.reasons.append(f"strict: expected values differ at {len(bad)} point(s), first {int(bad[0])}")
+    if strict and rec_margins is not None:
+        bad = _margin_mismatches(np.asarray(x, dtype=float), np.asarray(expected, dtype=float), margins, rec_margins)
+        if len(bad):
+            out.reasons.append(f"strict: margins differ at {len(bad)} point(s), first {int(bad[0])}")
     out.ok = not out.reasons
     return out
 
@@ -97,8 +136,10 @@ def f1(outcomes: list[Outcome]) -> tuple[float, int, int, int]:
 
 
 def main(argv: list[str]) -> int:
-    directory = Path(argv[1]) if len(argv) > 1 else GOLDEN_DIR
-    outcomes = [run_case(name, case) for name, case in load_cases(directory)]
+    args = [a for a in argv[1:] if a != "--strict"]
+    strict = "--strict" in argv[1:]
+    directory = Path(args[0]) if args else GOLDEN_DIR
+    outcomes = [run_case(name, case, strict) for name, case in load_cases(directory)]
     for o in outcomes:
         if not o.ok:
             print(f"FAIL {o.name}: {'; '.join(o.reasons)}")

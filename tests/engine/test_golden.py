@@ -18,3 +18,43 @@ CASES = load_cases(GOLDEN_DIR) if GOLDEN_DIR.is_dir() else []
 def test_golden_case(name: str, case: dict) -> None:
     outcome = run_case(name, case)
     assert outcome.ok, "; ".join(outcome.reasons)
+
+
+RELEASE = Path(__file__).parent / "data" / "release_cases.json"
+
+
+def test_strict_mode_judges_expected_values_and_margins() -> None:
+    import copy
+    import json
+
+    case = next(c for c in json.loads(RELEASE.read_text())["cases"] if c["type"] == "entire")
+    assert run_case(case["name"], case, strict=True).ok
+    off = copy.deepcopy(case)
+    off["response"]["upperMargins"][3] *= 1.001
+    outcome = run_case(off["name"], off, strict=True)
+    assert not outcome.ok and "strict: margins differ at 1 point(s), first 3" in outcome.reasons
+    assert run_case(off["name"], off).ok  # the recorded-case rules do not look at margins
+
+
+def test_random_requests_are_answered_or_refused_with_a_code(tmp_path: Path) -> None:
+    import json
+
+    import ad_pipeline as ad
+    from ad_pipeline.engine.azure.request import parse_request
+    from ad_pipeline.errors import AnomalyDetectorError
+    from benchmarks.random_requests import main
+
+    assert main([str(tmp_path), "--count", "40", "--seed", "5", "--max-points", "150"]) == 0
+    files = sorted(tmp_path.glob("*.json"))
+    assert len(files) == 40
+    answered = 0
+    for f in files:
+        case = json.loads(f.read_text())
+        values, timestamps, kwargs = parse_request(case["request"])
+        detect = ad.detect_entire if case["type"] == "entire" else ad.detect_last
+        try:
+            detect(values, timestamps, **kwargs)
+            answered += 1
+        except AnomalyDetectorError as err:
+            assert err.code  # a refusal names its Azure code
+    assert answered >= 30
