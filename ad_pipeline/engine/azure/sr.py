@@ -121,8 +121,9 @@ def sr_last(x: FloatArray, ratio: float) -> SRResult:
     zscore_model = zs < 1.5
     if zscore_model:
         raw[n - 1] = 0.0
+    # earlier points keep their flags, as in the release: they use up outlier budget before the
+    # differenced rerun and leave the V2/V3 unit; only the last point's verdict is answered
     flags = top_flags(raw, k)
-    flags[: n - 1] = False
     skel = raw <= SKELETON
     vals = x[skel]
     expected = x.copy()
