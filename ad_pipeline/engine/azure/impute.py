@@ -11,22 +11,21 @@ _PHASE_WEIGHTS = (0.1, 0.3, 0.6, 0.6, 0.3, 0.1)  # 3 periods back, 3 periods for
 _SHORT_GAP = 6
 
 
+def _gaps(miss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) of each run of missing points."""
+    d = np.diff(np.concatenate(([0], miss.astype(np.int8), [0])))
+    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+
+
 def _runs(miss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per point: the length of its run of missing points and how many of them start at it (0 if observed)."""
-    n = len(miss)
-    run = np.zeros(n, dtype=np.int64)
-    ahead = np.zeros(n, dtype=np.int64)
-    i = 0
-    while i < n:
-        if miss[i]:
-            e = i
-            while e < n and miss[e]:
-                e += 1
-            run[i:e] = e - i
-            ahead[i:e] = np.arange(e - i, 0, -1)
-            i = e
-        else:
-            i += 1
+    starts, ends = _gaps(miss)
+    lengths = ends - starts
+    at = np.flatnonzero(miss)
+    run = np.zeros(len(miss), dtype=np.int64)
+    ahead = np.zeros(len(miss), dtype=np.int64)
+    run[at] = np.repeat(lengths, lengths)
+    ahead[at] = np.repeat(ends, lengths) - at
     return run, ahead
 
 
@@ -45,24 +44,18 @@ def _short_gaps(x: FloatArray, period: int) -> FloatArray:
     # returns the values up to rounding, which decides the monotonic-neighbour test below
     full = make_interp_spline(idx[~miss], x[~miss], k=3)(idx)
     lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
-    run, _ = _runs(miss)
-    i = 0
-    while i < n:
-        if not miss[i]:
-            i += 1
-            continue
-        m = int(run[i])
+    for i, e in zip(*_gaps(miss), strict=True):
+        m = int(e - i)
         if m > _SHORT_GAP or m > period / 4:
-            full[i : i + m] = np.nan
-        else:
-            # the release skips index 0 among the neighbours
-            near = [float(full[k]) for k in (i - 2, i - 1, i + m, i + m + 1) if 0 < k < n and not miss[k]]
-            if len(near) > 2 and (near == sorted(near) or near == sorted(near, reverse=True)):
-                a, b = min(near[0], near[-1]), max(near[0], near[-1])
-                if np.any((full[i : i + m] < a) | (full[i : i + m] > b)):
-                    full[i : i + m] = np.linspace(x[i - 1], x[i + m], m + 2)[1:-1]
-            full[i : i + m] = np.clip(full[i : i + m], lo, hi)
-        i += m
+            full[i:e] = np.nan
+            continue
+        # the release skips index 0 among the neighbours
+        near = [float(full[k]) for k in (i - 2, i - 1, e, e + 1) if 0 < k < n and not miss[k]]
+        if len(near) > 2 and (near == sorted(near) or near == sorted(near, reverse=True)):
+            a, b = min(near[0], near[-1]), max(near[0], near[-1])
+            if np.any((full[i:e] < a) | (full[i:e] > b)):
+                full[i:e] = np.linspace(x[i - 1], x[e], m + 2)[1:-1]
+        full[i:e] = np.clip(full[i:e], lo, hi)
     return full
 
 
