@@ -268,3 +268,11 @@ def test_answers_and_margins_equal_the_release_on_recorded_random_requests(case:
     for g, w, name in zip(got, want, ("expected", "upper margin", "lower margin"), strict=True):
         bad = np.flatnonzero(np.abs(g - w) > 1e-6 * scale)
         assert len(bad) == 0, f"{name} differs at {bad[:5].tolist()}: {g[bad[:3]]} vs {w[bad[:3]]}"
+
+
+@pytest.mark.parametrize("level", [1e92, -3e99, 0.1])
+def test_constant_series_have_no_period_and_raise_no_warning(level: float) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # beyond float32's range the release's float32 steps would overflow
+        for granularity in ("hourly", "daily", "minutely"):
+            assert detect_period(np.full(400, level), granularity, 1) == 0

@@ -102,6 +102,8 @@ def _explains(v: FloatArray, p: int, threshold: float) -> bool:
 
 
 def _passes(x: FloatArray, p: int) -> bool:
+    if float(np.max(x)) == float(np.min(x)):
+        return False  # constant: no season (the release gets there through a ~0 or NaN variance)
     nv = normalise(x)
     v = despike(nv)
     if isclose0(float(v.var())):
