@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -21,13 +22,22 @@ def test_golden_case(name: str, case: dict) -> None:
 
 
 RELEASE = Path(__file__).parent / "data" / "release_cases.json"
+RELEASE_CASES = json.loads(RELEASE.read_text())["cases"]
+
+
+@pytest.mark.parametrize("case", RELEASE_CASES, ids=lambda c: c["name"])
+def test_answers_and_margins_equal_the_release_on_recorded_random_requests(case: dict) -> None:
+    """The open-source release's full answers (period, flags, expected values and both margins, to
+    1e-6) to random requests: gaps filled in auto mode, odd periods, V1 at sensitivity 0 and 100,
+    V3, last detect, 0/1 steps and majority values (recorded with benchmarks/random_requests.py)."""
+    outcome = run_case(case["name"], case, strict=True)
+    assert outcome.ok, "; ".join(outcome.reasons)
 
 
 def test_strict_mode_judges_expected_values_and_margins() -> None:
     import copy
-    import json
 
-    case = next(c for c in json.loads(RELEASE.read_text())["cases"] if c["type"] == "entire")
+    case = next(c for c in RELEASE_CASES if c["type"] == "entire")
     assert run_case(case["name"], case, strict=True).ok
     off = copy.deepcopy(case)
     off["response"]["upperMargins"][3] *= 1.001
@@ -37,8 +47,6 @@ def test_strict_mode_judges_expected_values_and_margins() -> None:
 
 
 def test_random_requests_are_answered_or_refused_with_a_code(tmp_path: Path) -> None:
-    import json
-
     import ad_pipeline as ad
     from ad_pipeline.engine.azure.request import parse_request
     from ad_pipeline.errors import AnomalyDetectorError
