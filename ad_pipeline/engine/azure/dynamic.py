@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..arrays import interp_nan
 from .esd import esd, flags_from, max_outliers, z_test
 from .spline import guess_period, spline_trend
-from .util import EPS, BoolArray, FloatArray, interp_nan, normalise
+from .util import EPS, BoolArray, FloatArray, normalise
 
 
 @dataclass

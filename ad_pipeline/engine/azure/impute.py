@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .util import FloatArray, ffill, interp_nan
+from ..arrays import interp_nan
+from .util import FloatArray, ffill
 
 MAX_SPAN = 17280
 _PHASE_WEIGHTS = (0.1, 0.3, 0.6, 0.6, 0.3, 0.1)  # 3 periods back, 3 periods forward

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from ..arrays import interp_nan  # noqa: F401  (shared helper, used by the azure modules)
+from ..arrays import interp_nan
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
