@@ -23,7 +23,8 @@ def _bisect_right(buf, lo, hi, x):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def _sorted_median32(buf, m):  # type: ignore[no-untyped-def]
+def sorted_median32(buf, m):  # type: ignore[no-untyped-def]
+    """Median of the sorted float32 ``buf[:m]``, the two middle values averaged in float32 (the release's)."""
     if m % 2 == 1:
         return buf[m // 2]
     return (buf[m // 2 - 1] + buf[m // 2]) / np.float32(2.0)
@@ -45,8 +46,8 @@ def _running_median32(data, window, two_ends):  # type: ignore[no-untyped-def]
             buf[q] = buf[q - 1]
         buf[k] = val[i]
         if two_ends and i >= h:
-            ans[i - h] = _sorted_median32(buf, i + 1)
-    ans[h] = _sorted_median32(buf, w)
+            ans[i - h] = sorted_median32(buf, i + 1)
+    ans[h] = sorted_median32(buf, w)
     for i in range(h + 1, n - h):
         k = _bisect_right(buf, 0, w, val[i - h - 1]) - 1
         for q in range(k, w - 1):
@@ -55,7 +56,7 @@ def _running_median32(data, window, two_ends):  # type: ignore[no-untyped-def]
         for q in range(w - 1, k, -1):
             buf[q] = buf[q - 1]
         buf[k] = val[i + h]
-        ans[i] = _sorted_median32(buf, w)
+        ans[i] = sorted_median32(buf, w)
     if two_ends:
         m = w
         for i in range(n - h, n):
@@ -68,7 +69,7 @@ def _running_median32(data, window, two_ends):  # type: ignore[no-untyped-def]
             for q in range(k, m - 1):
                 buf[q] = buf[q + 1]
             m -= 1
-            ans[i] = _sorted_median32(buf, m)
+            ans[i] = sorted_median32(buf, m)
     return ans
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..kernels import running_median32
+from ..kernels import running_median32, sorted_median32
 from .util import FloatArray, despike, isclose0, normalise
 
 CANDIDATES = {
@@ -63,15 +63,6 @@ def gcv(v: FloatArray, p: int) -> float:
     return 0.0 if isclose0(val) else val
 
 
-@njit(cache=True)
-def _median32(a):  # type: ignore[no-untyped-def]
-    b = np.sort(a)
-    m = len(b)
-    if m % 2 == 1:
-        return b[m // 2]
-    return np.float32(0.5 * np.float64(b[m // 2 - 1] + b[m // 2]))
-
-
 @njit(cache=True, error_model="numpy")
 def _bucket_kernel(v, p):  # type: ignore[no-untyped-def]
     """The release's per-phase spike removal, in place: its "MAD" is 1.4826 times the median of the
@@ -79,9 +70,9 @@ def _bucket_kernel(v, p):  # type: ignore[no-untyped-def]
     phase median on one side are set to it."""
     for j in range(p):
         sub = v[j::p].copy()
-        med = np.float64(_median32(sub.astype(np.float32)))
-        dev = (sub - med).astype(np.float32)
-        mad = 1.4826 * np.float64(_median32(dev)) + 1e-8
+        med = np.float64(sorted_median32(np.sort(sub.astype(np.float32)), len(sub)))
+        dev = np.sort((sub - med).astype(np.float32))
+        mad = 1.4826 * np.float64(sorted_median32(dev, len(dev))) + 1e-8
         for k in range(len(sub)):
             if (sub[k] - med) / mad >= 3.0:
                 v[k * p + j] = med
