@@ -31,7 +31,7 @@ def sorted_median32(buf, m):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def _running_median32(data, window, two_ends):  # type: ignore[no-untyped-def]
+def _running_median32(data, window):  # type: ignore[no-untyped-def]
     n = len(data)
     w = window // 2 * 2 + 1
     h = w // 2
@@ -45,9 +45,8 @@ def _running_median32(data, window, two_ends):  # type: ignore[no-untyped-def]
         for q in range(i, k, -1):
             buf[q] = buf[q - 1]
         buf[k] = val[i]
-        if two_ends and i >= h:
+        if i >= h:
             ans[i - h] = sorted_median32(buf, i + 1)
-    ans[h] = sorted_median32(buf, w)
     for i in range(h + 1, n - h):
         k = _bisect_right(buf, 0, w, val[i - h - 1]) - 1
         for q in range(k, w - 1):
@@ -57,34 +56,29 @@ def _running_median32(data, window, two_ends):  # type: ignore[no-untyped-def]
             buf[q] = buf[q - 1]
         buf[k] = val[i + h]
         ans[i] = sorted_median32(buf, w)
-    if two_ends:
-        m = w
-        for i in range(n - h, n):
-            # the leaving value is looked up in float64 among float32 values: when it rounded up,
-            # its predecessor is removed instead (and from position -1 the buffer wraps around)
-            k = _bisect_right(buf, 0, m, data[i - h - 1]) - 1
-            if k < 0:
-                buf[w - 1] = buf[0]
-                k = 0
-            for q in range(k, m - 1):
-                buf[q] = buf[q + 1]
-            m -= 1
-            ans[i] = sorted_median32(buf, m)
+    m = w
+    for i in range(n - h, n):
+        # the leaving value is looked up in float64 among float32 values: when it rounded up,
+        # its predecessor is removed instead (and from position -1 the buffer wraps around)
+        k = _bisect_right(buf, 0, m, data[i - h - 1]) - 1
+        if k < 0:
+            buf[w - 1] = buf[0]
+            k = 0
+        for q in range(k, m - 1):
+            buf[q] = buf[q + 1]
+        m -= 1
+        ans[i] = sorted_median32(buf, m)
     return ans
 
 
-def running_median32(v: FloatArray, window: int, two_ends: bool = True) -> NDArray[np.float32]:
-    """The release's running median: float32, window ``2 (window // 2) + 1``, centred.
-
-    With ``two_ends`` the windows shrink at the ends (``v[max(0, t-h) .. min(n-1, t+h)]``),
-    else the ends keep their (float32) values; a series shorter than the window is returned as
-    float32. Its quirk is kept: at the ends a value that rounded up to float32 makes the
-    predecessor leave the window instead.
+def running_median32(v: FloatArray, window: int) -> NDArray[np.float32]:
+    """The release's running median: float32, window ``2 (window // 2) + 1``, centred, the windows
+    shrinking at the ends (``v[max(0, t-h) .. min(n-1, t+h)]``); a series shorter than the window
+    is returned as float32. Its quirk is kept: at the ends a value that rounded up to float32
+    makes its predecessor leave the window instead.
 
     >>> running_median32(np.array([5.0, 1.0, 4.0, 2.0, 3.0]), 2).tolist()
     [3.0, 4.0, 2.0, 3.0, 2.5]
-    >>> running_median32(np.array([5.0, 1.0, 4.0, 2.0, 3.0]), 2, two_ends=False).tolist()
-    [5.0, 4.0, 2.0, 3.0, 3.0]
     """
     x = np.ascontiguousarray(v, dtype=np.float64)
-    return _running_median32(x, int(window), bool(two_ends))  # type: ignore[no-any-return]
+    return _running_median32(x, int(window))  # type: ignore[no-any-return]

@@ -11,9 +11,9 @@ import pytest
 from ad_pipeline.engine.kernels import running_median32
 
 
-def _reference(data: np.ndarray, window: int, two_ends: bool) -> np.ndarray:
+def _reference(data: np.ndarray, window: int) -> np.ndarray:
     """The release's running median step by step: a sorted float32 window updated by bisection;
-    at the ends (with ``two_ends``) the leaving value is looked up as float64."""
+    at the ends the leaving value is looked up as float64."""
     n = len(data)
     w = window // 2 * 2 + 1
     h = w // 2
@@ -27,36 +27,33 @@ def _reference(data: np.ndarray, window: int, two_ends: bool) -> np.ndarray:
 
     for i in range(w):
         buf[:i + 1] = array("f", sorted(list(buf[:i]) + [ans[i]], key=float))  # insert, as bisection would
-        if two_ends and i >= h:
+        if i >= h:
             ans[i - h] = median(i + 1)
-    ans[h] = median(w)
     val = array("f", data.tolist())
     for i in range(h + 1, n - h):
         del buf[bisect.bisect_right(buf, val[i - h - 1]) - 1]
         buf.insert(bisect.bisect_right(buf, val[i + h]), val[i + h])
         ans[i] = median(w)
-    if two_ends:
-        m = w
-        for i in range(n - h, n):
-            k = bisect.bisect_right(buf[:m], float(data[i - h - 1])) - 1
-            if k < 0:  # Cython wraps index -1 around the whole buffer
-                buf[w - 1] = buf[0]
-                k = 0
-            for q in range(k, m - 1):
-                buf[q] = buf[q + 1]
-            m -= 1
-            ans[i] = median(m)
+    m = w
+    for i in range(n - h, n):
+        k = bisect.bisect_right(buf[:m], float(data[i - h - 1])) - 1
+        if k < 0:  # Cython wraps index -1 around the whole buffer
+            buf[w - 1] = buf[0]
+            k = 0
+        for q in range(k, m - 1):
+            buf[q] = buf[q + 1]
+        m -= 1
+        ans[i] = median(m)
     return np.array(ans, dtype=np.float32)
 
 
-@pytest.mark.parametrize("two_ends", [True, False])
 @pytest.mark.parametrize(("n", "window"), [(1, 3), (2, 5), (5, 2), (12, 12), (50, 24), (51, 25), (300, 24), (400, 168)])
-def test_running_median_follows_the_release(n: int, window: int, two_ends: bool) -> None:
+def test_running_median_follows_the_release(n: int, window: int) -> None:
     rng = np.random.default_rng(n * 1000 + window)
     v = rng.normal(size=n)
     v[::5] = 0.25  # ties
     v[::7] = 0.1  # rounds up to float32: at the ends its predecessor leaves instead
-    np.testing.assert_array_equal(running_median32(v, window, two_ends), _reference(v, window, two_ends))
+    np.testing.assert_array_equal(running_median32(v, window), _reference(v, window))
 
 
 def test_running_median_of_exact_values_is_the_window_median() -> None:
