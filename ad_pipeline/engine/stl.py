@@ -127,17 +127,15 @@ def stl(x: ArrayLike, period: int) -> tuple[FloatArray, FloatArray, FloatArray]:
 
 
 def stl_statsmodels(x: ArrayLike, period: int) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """The same decomposition by statsmodels (slow): the reference :func:`stl` is tested against."""
-    import math
+    """The same decomposition by statsmodels (slow): the reference :func:`stl` is tested against.
 
+    Even periods only: for an odd period the low-pass window is the period itself, which
+    statsmodels refuses (the tests compare odd periods with ``rstl``, R's ``stl`` ported).
+    """
     from statsmodels.tsa.seasonal import STL
 
     y = np.ascontiguousarray(x, dtype=np.float64)
-    n = len(y)
-    ns = 10 * n + 1
-    nt = int(np.ceil(1.5 * period / (1 - 1.5 / ns)))
-    nt += nt % 2 == 0
-    nl = period + (period % 2 == 0)
+    ns, nt, nl, nsjump, ntjump, nljump = _kernel().azure_windows(len(y), int(period))
     res = STL(
         y,
         period=int(period),
@@ -145,9 +143,9 @@ def stl_statsmodels(x: ArrayLike, period: int) -> tuple[FloatArray, FloatArray, 
         seasonal_deg=0,
         low_pass=nl,
         robust=True,
-        seasonal_jump=math.ceil(ns / 10),
-        trend_jump=math.ceil(nt / 10),
-        low_pass_jump=math.ceil(nl / 10),
+        seasonal_jump=nsjump,
+        trend_jump=ntjump,
+        low_pass_jump=nljump,
     ).fit(inner_iter=1, outer_iter=15)
     trend = np.asarray(res.trend, dtype=np.float64)
     seasonal = np.asarray(res.seasonal, dtype=np.float64)
