@@ -49,13 +49,12 @@ def _close(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
 STRICT_TOL = 1e-6
 
 
-def _margin_mismatches(x: np.ndarray, expected: np.ndarray, ours: tuple, theirs: tuple) -> np.ndarray:
-    """Points whose upper/lower margins differ by more than 1e-6 of |e| + |upper| + |lower|; where
-    the value equals the expected value up to rounding (side undecidable) the pair is compared unordered."""
+def _margin_mismatches(x: np.ndarray, expected: np.ndarray, ours: tuple, theirs: tuple, tol: np.ndarray) -> np.ndarray:
+    """Points whose upper/lower margins differ by more than ``tol``; where the value equals the
+    expected value up to rounding (side undecidable) the pair is compared unordered."""
     (ou, ol), (tu, tl) = ours, theirs
-    scale = STRICT_TOL * (np.abs(expected) + np.abs(tu) + np.abs(tl)) + 1e-12
-    same = (np.abs(ou - tu) <= scale) & (np.abs(ol - tl) <= scale)
-    swapped = (np.abs(ou - tl) <= scale) & (np.abs(ol - tu) <= scale)
+    same = (np.abs(ou - tu) <= tol) & (np.abs(ol - tl) <= tol)
+    swapped = (np.abs(ou - tl) <= tol) & (np.abs(ol - tu) <= tol)
     tie = np.abs(x - expected) <= 1e-9 * max(float(np.max(np.abs(x))), 1e-300)
     return np.flatnonzero(~(same | (tie & swapped)))
 
@@ -108,16 +107,18 @@ def run_case(name: str, case: dict[str, Any], strict: bool = False) -> Outcome:
                 f"expected off >5% at {len(bad)} point(s), first {i}: {expected[i]:.6g} vs {rec_exp[i]:.6g}"
             )
     if strict and rec_exp is not None:
-        scale = STRICT_TOL * np.abs(rec_exp) + 1e-12
+        # 1e-6 of |e| + |upper| + |lower| (the recorded ones), for expected values and margins alike
+        tol = STRICT_TOL * np.abs(rec_exp) + 1e-12
         if rec_margins is not None:
-            scale = scale + STRICT_TOL * (np.abs(rec_margins[0]) + np.abs(rec_margins[1]))
-        bad = np.flatnonzero(np.abs(np.asarray(expected, dtype=float) - rec_exp) > scale)
+            tol = tol + STRICT_TOL * (np.abs(rec_margins[0]) + np.abs(rec_margins[1]))
+        ours = np.asarray(expected, dtype=float)
+        bad = np.flatnonzero(np.abs(ours - rec_exp) > tol)
         if len(bad):
             out.reasons.append(f"strict: expected values differ at {len(bad)} point(s), first {int(bad[0])}")
-    if strict and rec_margins is not None:
-        bad = _margin_mismatches(np.asarray(x, dtype=float), np.asarray(expected, dtype=float), margins, rec_margins)
-        if len(bad):
-            out.reasons.append(f"strict: margins differ at {len(bad)} point(s), first {int(bad[0])}")
+        if rec_margins is not None:
+            bad = _margin_mismatches(np.asarray(x, dtype=float), ours, margins, rec_margins, tol)
+            if len(bad):
+                out.reasons.append(f"strict: margins differ at {len(bad)} point(s), first {int(bad[0])}")
     out.ok = not out.reasons
     return out
 
