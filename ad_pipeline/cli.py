@@ -246,9 +246,12 @@ def open_source(args: argparse.Namespace) -> Source:
                 src = Source(con, "__ad_input", [], f"file {args.input!r}")
             else:
                 raise InputError(f"input file {args.input!r} must end in .parquet or .csv")
-        except (InputError, duckdb.Error):
+        except InputError:
             con.close()
             raise
+        except duckdb.Error as exc:
+            con.close()
+            raise _unreadable(args.input, exc) from None
     else:
         if not args.db or not args.table:
             raise InputError("give --db FILE and --table NAME, or --input FILE")
@@ -265,11 +268,51 @@ def open_source(args: argparse.Namespace) -> Source:
         raise InputError(
             f"{src.label} not found in {args.db!r}; it has: {', '.join(tables) or 'no tables'}"
         ) from None
-    except duckdb.Error:
+    except duckdb.Error as exc:
         con.close()
+        if args.input:
+            raise _unreadable(args.input, exc) from None
         raise
     src.columns = [(r[0], r[1]) for r in rows]
     return src
+
+
+def _unreadable(path: str, exc: BaseException) -> InputError:
+    """A file DuckDB cannot read (empty, corrupt, binary, wrong encoding) is bad input."""
+    return InputError(f"input file {path!r} could not be read: {type(exc).__name__}: {_first_line(exc)}")
+
+
+def table_identity(con: Any, name: str) -> tuple[str, str, str]:
+    """(catalog, schema, table) that DuckDB resolves ``name`` to, lower-cased (DuckDB names are case-insensitive).
+
+    ``t`` is in the current catalog and schema; ``s.t`` in schema ``s`` of the current catalog, or in
+    the default schema of catalog ``s`` when no such schema exists (DuckDB refuses a name that is both);
+    ``c.s.t`` is complete. Catalogs and schemas are asked of the database.
+
+    >>> import duckdb
+    >>> con = duckdb.connect()
+    >>> table_identity(con, "metrics") == table_identity(con, "memory.main.METRICS") == table_identity(con, "main.metrics")
+    True
+    >>> table_identity(con, "other.metrics") == table_identity(con, "metrics")
+    False
+    """
+    parts = str(name).split(".")
+    if not 1 <= len(parts) <= 3 or not all(p.strip() for p in parts):
+        raise InputError(f"table name {name!r} must be table, schema.table or catalog.schema.table")
+    catalog, schema = con.execute("SELECT current_database(), current_schema()").fetchall()[0]
+    if len(parts) == 3:
+        catalog, schema = parts[0], parts[1]
+    elif len(parts) == 2:
+        schema = parts[0]
+        schemas = con.execute(
+            "SELECT count(*) FROM duckdb_schemas() WHERE lower(database_name) = lower(?) AND lower(schema_name) = lower(?)",
+            [catalog, schema],
+        ).fetchall()[0][0]
+        if not schemas and con.execute(
+            "SELECT count(*) FROM duckdb_databases() WHERE lower(database_name) = lower(?)", [parts[0]]
+        ).fetchall()[0][0]:
+            catalog, schema = parts[0], "main"  # DuckDB's default schema of every catalog
+    return (str(catalog).lower(), str(schema).lower(), parts[-1].lower())
 
 
 # --------------------------------------------------------------------------- scan
@@ -286,11 +329,13 @@ class Plan:
     n_series: int
     n_rows: int
     null_key_rows: int
+    coerce: bool = False  # errors="coerce": an unreadable timestamp is NULL, so only its series is invalid
 
     def query(self, src: Source) -> str:
         k = ", ".join(quote(c) for c in self.keys)
+        cast = "TRY_CAST" if self.coerce else "CAST"
         return (
-            f"SELECT {k}, {quote(self.ts)}, {quote(self.value)}, CAST({quote(self.ts)} AS TIMESTAMP) AS __ad_ts, "
+            f"SELECT {k}, {quote(self.ts)}, {quote(self.value)}, {cast}({quote(self.ts)} AS TIMESTAMP) AS __ad_ts, "
             f"CAST({quote(self.value)} AS DOUBLE) AS __ad_value FROM {src.from_sql} "
             f"WHERE ({_key_bound(self.keys, '>')}) AND ({_key_bound(self.keys, '<')}) ORDER BY {k}, __ad_ts"
         )
@@ -348,7 +393,7 @@ def make_plan(src: Source, args: argparse.Namespace) -> Plan:
             hi = tuple(c[i].as_py() for c in key_cols)
             chunks.append((lo, hi, i - start + 1, rows))
             start, rows = i + 1, 0
-    return Plan(keys, ts, value, chunks, len(n), int(n.sum()), int(null_rows))
+    return Plan(keys, ts, value, chunks, len(n), int(n.sum()), int(null_rows), coerce=args.errors == "coerce")
 
 
 @dataclass
@@ -505,6 +550,11 @@ class _FileWriter:
         suffix = path.lower()
         if not (suffix.endswith(".parquet") or suffix.endswith(".csv")):
             raise InputError(f"--out {path!r} must end in .parquet or .csv")
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise InputError(f"--out {path!r}: folder {os.path.dirname(path) or '.'!r} does not exist")
+        if os.path.isdir(path):
+            raise InputError(f"--out {path!r} is a folder; give a .parquet or .csv file name")
         self.path, self.csv = path, suffix.endswith(".csv")
         self.tmp = f"{path}.tmp-{os.getpid()}"
         self.writer: Any = None
@@ -514,11 +564,15 @@ class _FileWriter:
             if self.csv:
                 import pyarrow.csv as pacsv
 
-                self.writer = pacsv.CSVWriter(self.tmp, table.schema)
+                opener: Any = lambda: pacsv.CSVWriter(self.tmp, table.schema)  # noqa: E731
             else:
                 import pyarrow.parquet as pq
 
-                self.writer = pq.ParquetWriter(self.tmp, table.schema)
+                opener = lambda: pq.ParquetWriter(self.tmp, table.schema)  # noqa: E731
+            try:
+                self.writer = opener()
+            except PermissionError as exc:
+                raise InputError(f"--out {self.path!r} cannot be written: {exc.strerror}") from None
         self.writer.write_table(table)
 
     def close(self, ok: bool) -> None:
@@ -547,18 +601,27 @@ def run_scan(args: argparse.Namespace, kind: Kind) -> int:
     """Scan every series of the source with ``kind`` and write/print the results."""
     params = _parameters(args, kind.parameter_names)
     kind.check(params)  # a bad parameter fails before any reading
+    for option in ("db", "table", "input", "into", "out", "plot", "timestamp", "value"):
+        if getattr(args, option) is not None and not getattr(args, option).strip():
+            raise InputError(f"--{option} must not be empty")
     if args.into and not args.db:
         raise InputError("--into needs --db (the database to write the results table into)")
-    if args.into and args.table and args.into.lower() == args.table.lower() and not args.input:
-        raise InputError(f"--into {args.into!r} would replace the table being scanned; choose another name")
     if args.plot_top < 0:
         raise InputError(f"--plot-top must be at least 0, got {args.plot_top}")
+    if args.plot and os.path.exists(args.plot) and not os.path.isdir(args.plot):
+        raise InputError(f"--plot {args.plot!r} is a file, not a folder")
     writer_file = _FileWriter(args.out) if args.out else None
     src = open_source(args)
     started = time.perf_counter()
     writer_table = None
     ok = False
     try:
+        if args.into and args.table and not args.input:
+            # compare what the database resolves both names to: `metrics` is `main.metrics` is `demo.main.METRICS`
+            if table_identity(src.con, args.into) == table_identity(src.con, args.table):
+                raise InputError(
+                    f"--into {args.into!r} would replace the table being scanned ({args.table!r}); choose another name"
+                )
         plan = make_plan(src, args)
         if plan.null_key_rows and not args.quiet:
             print(f"{PROG}: {plan.null_key_rows} row(s) with a NULL key skipped", file=sys.stderr)
@@ -905,7 +968,8 @@ def _is_input_error(exc: BaseException) -> bool:
     return isinstance(
         exc,
         (duckdb.CatalogException, duckdb.BinderException, duckdb.ConversionException, duckdb.IOException,
-         duckdb.ParserException, BadArgument),
+         duckdb.ParserException, duckdb.InvalidInputException, duckdb.InvalidTypeException,
+         duckdb.TypeMismatchException, BadArgument),
     )  # fmt: skip
 
 
