@@ -13,9 +13,10 @@ through the dialect. Nothing here imports Airflow: a backend wraps the hook's DB
 
 from __future__ import annotations
 
+import contextlib
 import io
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,7 @@ class Backend:
     """Generic DB-API backend (``paramstyle`` from the hook); subclasses override the bulk paths."""
 
     dialect = "generic"
+    max_identifier_bytes: int | None = None  # None: no limit known
     separate_reader = False  # True when reads use their own connection (writes may run meanwhile)
     double_type = "DOUBLE PRECISION"
     text_type = "VARCHAR(1000)"
@@ -87,6 +89,22 @@ class Backend:
         return ".".join(quote(p) for p in parts)
 
     # ---------------------------------------------------------------- statements
+    def begin(self) -> None:
+        """Open the write transaction (DB-API drivers open one with the first statement)."""
+
+    def column_types(self, table_sql: str) -> dict[str, str] | None:
+        """Column -> the database's type name of an existing table (``""`` when the driver does not
+        say); None when there is no such table. Runs outside the write transaction."""
+        cur = self.conn.cursor()
+        try:
+            cur.execute(f"SELECT * FROM {table_sql} WHERE 1 = 0", [])
+            return {d[0]: "" for d in cur.description}
+        except Exception:  # noqa: BLE001 - a generic driver tells no "missing table" apart
+            self.rollback()
+            return None
+        finally:
+            cur.close()
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         cur = self.conn.cursor()
         try:
@@ -168,32 +186,45 @@ class DuckDBBackend(Backend):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.conn.execute(sql, list(params))
 
+    def column_types(self, table_sql: str) -> dict[str, str] | None:
+        import duckdb
+
+        try:
+            desc = self.conn.execute(f"SELECT * FROM {table_sql} WHERE 1 = 0").description
+        except duckdb.CatalogException:
+            return None
+        return {d[0]: str(d[1]) for d in desc}
+
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         rel = self.conn.sql(sql, params=list(params) or None)
         fetch = getattr(rel, "to_arrow_table", None) or rel.arrow  # duckdb >= 1.4 / older
         return fetch()
 
-    def _registered(self, data: pa.Table) -> str:
+    def _on_registered(self, data: pa.Table, statement: Callable[[str], str]) -> None:
+        """Run ``statement(view)`` with ``data`` registered as the (quoted) view ``view``.
+
+        When the statement fails, the transaction is aborted and unregistering would fail too
+        ("Current transaction is aborted"): the statement's own error is the one raised.
+        """
         name = f"ad_pipeline_{uuid.uuid4().hex}"
         self.conn.register(name, data)
-        return name
+        try:
+            self.conn.execute(statement(self.quote(name)))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.conn.unregister(name)
+            raise
+        self.conn.unregister(name)
 
     def insert_arrow(self, table_sql: str, data: pa.Table) -> None:
-        view = self._registered(data)
-        try:
-            cols = ", ".join(self.quote(c) for c in data.column_names)
-            self.conn.execute(f"INSERT INTO {table_sql} ({cols}) SELECT {cols} FROM {self.quote(view)}")
-        finally:
-            self.conn.unregister(view)
+        cols = ", ".join(self.quote(c) for c in data.column_names)
+        self._on_registered(data, lambda view: f"INSERT INTO {table_sql} ({cols}) SELECT {cols} FROM {view}")
 
     def update_from_arrow(self, table_sql: str, match: Sequence[str], data: pa.Table) -> None:
-        view = self._registered(data)
-        try:
-            sets = ", ".join(f"{self.quote(c)} = s.{self.quote(c)}" for c in data.column_names if c not in match)
-            where = " AND ".join(f"t.{self.quote(c)} = s.{self.quote(c)}" for c in match)
-            self.conn.execute(f"UPDATE {table_sql} AS t SET {sets} FROM {self.quote(view)} AS s WHERE {where}")
-        finally:
-            self.conn.unregister(view)
+        q = self.quote
+        sets = ", ".join(f"{q(c)} = s.{q(c)}" for c in data.column_names if c not in match)
+        where = " AND ".join(f"t.{q(c)} = s.{q(c)}" for c in match)
+        self._on_registered(data, lambda view: f"UPDATE {table_sql} AS t SET {sets} FROM {view} AS s WHERE {where}")
 
 
 def _is_text(typ: pa.DataType) -> bool:
@@ -240,18 +271,54 @@ class PostgresBackend(Backend):
         self._adbc: Any = None
         self._key_indexed: dict[tuple[str, str], bool] = {}
         self._pending: _PendingUpdate | None = None
+        self._read_on_writer = False
+        cur = self.conn.cursor()
+        try:  # NAMEDATALEN - 1 (63 unless the server was built otherwise)
+            cur.execute("SHOW max_identifier_length")
+            self.max_identifier_bytes = int(cur.fetchone()[0])
+        finally:
+            cur.close()
+            self.conn.rollback()
 
-    def quote(self, name: str) -> str:
+    def _identifier(self, name: str) -> str:
+        """The quoted identifier; a name longer than the server keeps is refused (it would be truncated,
+        so two long names sharing their first bytes would name one table or column)."""
         from psycopg import sql
 
         ansi_quote(name)  # same refusal of empty names as elsewhere
-        return sql.Identifier(name).as_string(self.conn).replace("%", "%%")
+        size = len(name.encode("utf-8", "surrogatepass"))
+        if self.max_identifier_bytes is not None and size > self.max_identifier_bytes:
+            raise BadArgument(
+                f"The identifier {name!r} is {size} bytes long; PostgreSQL keeps at most "
+                f"{self.max_identifier_bytes} bytes of a name (and silently truncates longer ones): "
+                "choose a shorter name."
+            )
+        return sql.Identifier(name).as_string(self.conn)
+
+    def quote(self, name: str) -> str:
+        return self._identifier(name).replace("%", "%%")
 
     def quote_read(self, name: str) -> str:
-        from psycopg import sql
+        return self.quote(name) if self._read_on_writer else self._identifier(name)
 
-        ansi_quote(name)
-        return sql.Identifier(name).as_string(self.conn)
+    def column_types(self, table_sql: str) -> dict[str, str] | None:
+        cur = self.conn.cursor()
+        try:
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL", [table_sql.replace("%%", "%")])
+            if not cur.fetchone()[0]:
+                return None
+            cur.execute(f"SELECT * FROM {table_sql} WHERE false", [])
+            return {d.name: d.type_display for d in cur.description}
+        finally:
+            cur.close()
+            self.conn.rollback()
+
+    def read_on_writer(self) -> None:
+        """Read on the writing connection from now on: its transaction altered the table being read,
+        and a read on the ADBC connection would wait for that lock until the commit (a deadlock)."""
+        self._read_on_writer = True
+        self.separate_reader = False
+        self.read_style = self.write_style
 
     def _reader(self) -> Any:
         if self._adbc is None:
@@ -269,6 +336,8 @@ class PostgresBackend(Backend):
         return self._adbc
 
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        if self._read_on_writer:
+            return super().query_arrow(sql, params)
         cur = self._reader().cursor()
         try:
             cur.execute(sql, parameters=list(params) if params else None)

@@ -258,6 +258,8 @@ def _is_bad_request(exc: BaseException) -> bool:
             "ConversionException",
             "InvalidInputException",
             "DataError",
+            "IntegrityError",
+            "ConstraintException",
             "NotSupportedError",
         }
     )
@@ -309,54 +311,113 @@ def _sql_type(backend: Backend, typ: str) -> str:
     }[typ]
 
 
-def _prepare_output(spec: ScanSpec, backend: Backend) -> None:
-    """Create the results table if missing / add the result columns to the source (committed)."""
+# result type class -> the database type names (upper case, without "(n)") that hold its values unchanged
+_COMPATIBLE = {
+    "bool": {"BOOLEAN", "BOOL"},
+    "double": {"DOUBLE", "DOUBLE PRECISION", "FLOAT8"},
+    "bigint": {"BIGINT", "INT8", "INTEGER", "INT4", "INT", "HUGEINT"},
+    "text": {"VARCHAR", "TEXT", "CHARACTER VARYING", "STRING"},
+    "tstz": {"TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"},
+}
+META_COLUMNS = (("run_id", "text"), ("detected_at", "tstz"))
+_TWIN_ERRORS = {"UniqueViolation", "DuplicateTable", "DuplicateObject", "DuplicateColumn", "IntegrityError",
+                "TransactionException"}  # fmt: skip
+
+
+def output_ddl(backend: Backend, table: str, what: str, wanted: Sequence[tuple[str, str]], create: str | None) -> list[str]:
+    """The DDL an output table needs; nothing runs here, and nothing is needed when it is complete.
+
+    The columns it already has must hold the results unchanged: one of another type (a ``BOOLEAN``
+    ``expected_value``, a ``VARCHAR`` ``period``) is refused, naming column, expected and found type,
+    before anything is written. A missing table gets ``create`` (when given), missing columns get
+    ``ALTER TABLE ... ADD COLUMN``. Run the statements inside the write transaction: a failed run
+    then leaves no table, column or index behind, and a role that does not own an existing complete
+    output runs no DDL at all.
+    """
+    existing = backend.column_types(table)
+    if existing is None:
+        return [] if create is None else [create]
+    if backend.dialect == "duckdb":  # DuckDB names are case-insensitive
+        existing = {k.lower(): v for k, v in existing.items()}
+    wrong, ddl = [], []
+    for name, typ in wanted:
+        found = existing.get(name.lower() if backend.dialect == "duckdb" else name)
+        if found is None:
+            ddl.append(f"ALTER TABLE {table} ADD COLUMN {backend.quote(name)} {_sql_type(backend, typ)}")
+        elif found and found.split("(")[0].strip().upper() not in _COMPATIBLE[typ]:
+            wrong.append(f"{name!r} is {found}, expected {_sql_type(backend, typ)}")
+    if wrong:
+        raise BadArgument(
+            f"The {what} {table.replace('%%', '%')} has result column(s) of another type: {'; '.join(wrong)}. "
+            "Results are not converted: change or drop the column(s), or write to another table."
+        )
+    return ddl
+
+
+def _prepare_output(spec: ScanSpec, backend: Backend) -> list[str]:
+    """The DDL of the results table (created when missing) or of the source's result columns."""
     q = backend.quote
     s = _Sql(spec, backend, read=False)
-    meta = [("run_id", "text"), ("detected_at", "tstz")]
-    try:
-        if spec.target_table is not None:
-            target = backend.qualified(spec.target_table)
-            sel = [q(k) for k in spec.keys] + [q(spec.timestamp)]
-            if len(spec.values) > 1:
-                sel.append(f"CAST(NULL AS {backend.text_type}) AS {q('metric')}")
-                sel.append(f"CAST(NULL AS {backend.double_type}) AS {q('value')}")
-            else:
-                sel.append(f"CAST({q(spec.values[0])} AS {backend.double_type}) AS {q('value')}")
-            for name, typ in [*_result_names(spec), *meta]:
-                sel.append(f"CAST(NULL AS {_sql_type(backend, typ)}) AS {q(name)}")
-            ddl = f"CREATE TABLE IF NOT EXISTS {target} AS SELECT {', '.join(sel)} FROM {s.source()} WHERE 1 = 0"
-            _ddl(backend, ddl)
-            if backend.dialect == "postgres":
-                digest = hashlib.blake2b(".".join(spec.target_table).encode(), digest_size=6).hexdigest()
-                idx_cols = ", ".join(q(c) for c in [*spec.keys, spec.timestamp])
-                _ddl(backend, f"CREATE INDEX IF NOT EXISTS {q('ad_pipeline_idx_' + digest)} ON {target} ({idx_cols})")
-        else:
-            source = backend.qualified(spec.table or ())
-            for name, typ in [*_result_names(spec), *meta]:
-                _ddl(backend, f"ALTER TABLE {source} ADD COLUMN IF NOT EXISTS {q(name)} {_sql_type(backend, typ)}")
-    except Exception as exc:
-        if _is_bad_request(exc):
-            what = "results table" if spec.target_table else "source table (write_back)"
-            first = str(exc).strip().splitlines()[0]
-            raise BadArgument(f"Preparing the {what} failed: {first}") from exc
-        raise
+    results = [*_result_names(spec), *META_COLUMNS]
+    if spec.target_table is None:
+        return output_ddl(backend, backend.qualified(spec.table or ()), "source table (write_back)", results, None)
+    target = backend.qualified(spec.target_table)
+    sel = [q(k) for k in spec.keys] + [q(spec.timestamp)]
+    values: list[tuple[str, str]] = [("metric", "text"), ("value", "double")] if len(spec.values) > 1 else [("value", "double")]
+    if len(spec.values) > 1:
+        sel.append(f"CAST(NULL AS {backend.text_type}) AS {q('metric')}")
+        sel.append(f"CAST(NULL AS {backend.double_type}) AS {q('value')}")
+    else:
+        sel.append(f"CAST({q(spec.values[0])} AS {backend.double_type}) AS {q('value')}")
+    for name, typ in results:
+        sel.append(f"CAST(NULL AS {_sql_type(backend, typ)}) AS {q(name)}")
+    create = f"CREATE TABLE IF NOT EXISTS {target} AS SELECT {', '.join(sel)} FROM {s.source()} WHERE 1 = 0"
+    ddl = output_ddl(backend, target, "results table", [*values, *results], create)
+    if backend.dialect == "postgres" and ddl and ddl[0] == create:  # the index comes with the table it creates
+        digest = hashlib.blake2b(".".join(spec.target_table).encode(), digest_size=6).hexdigest()
+        idx_cols = ", ".join(q(c) for c in [*spec.keys, spec.timestamp])
+        ddl.append(f"CREATE INDEX IF NOT EXISTS {q('ad_pipeline_idx_' + digest)} ON {target} ({idx_cols})")
+    return ddl
 
 
-def _ddl(backend: Backend, sql: str) -> None:
-    """Run one DDL statement in its own transaction; a concurrent twin creating the same object wins."""
+def run_ddl(backend: Backend, prepare: Callable[[], list[str]], what: str) -> list[str]:
+    """Begin the write transaction and run the DDL ``prepare()`` gives in it; returns the statements run.
+
+    A mapped twin creating the same table at the same moment makes the first attempt fail once
+    its transaction commits: then everything is rolled back and prepared again (DDL comes first
+    in the transaction, so nothing else is lost).
+    """
     for attempt in range(2):
+        ddl = prepare()
+        backend.begin()
         try:
-            backend.execute(sql)
-            backend.commit()
-            return
+            for stmt in ddl:
+                backend.execute(stmt)
+            return ddl
         except Exception as exc:
             backend.rollback()
-            names = {c.__name__ for c in type(exc).__mro__}
-            if attempt == 0 and names & {"UniqueViolation", "DuplicateTable", "DuplicateObject", "IntegrityError",
-                                         "TransactionException"}:
-                continue  # a mapped twin created it at the same moment: IF NOT EXISTS now sees it
+            if attempt == 0 and {c.__name__ for c in type(exc).__mro__} & _TWIN_ERRORS:
+                continue
+            if _is_bad_request(exc):
+                raise BadArgument(f"Preparing the {what} failed: {_first_line(exc)}") from exc
             raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def refused_write(exc: BaseException) -> BaseException:
+    """What a failed write raises: a request the database refuses (a constraint, a conversion) as
+    a :class:`BadArgument` carrying the database's own error (no retry can fix it); a passing fault
+    (a lost connection) as is, so Airflow retries."""
+    if isinstance(exc, AnomalyDetectorError) or not _is_bad_request(exc):
+        return exc
+    refused = BadArgument(f"The database refused the scan: {_first_line(exc)}")
+    refused.__cause__ = exc
+    return refused
 
 
 def _list_keys(spec: ScanSpec, backend: Backend, bounds: _Bounds) -> tuple[list[tuple[Any, ...]], list[int]]:
@@ -421,7 +482,13 @@ def run_scan(spec: ScanSpec, backend: Backend) -> dict[str, Any]:
     """Run the scan described by ``spec`` through ``backend``; returns the XCom summary."""
     schema = _probe(spec, backend)
     bounds = _Bounds(spec, schema.field(len(spec.keys)).type)
-    _prepare_output(spec, backend)
+    what = "results table" if spec.target_table else "source table (write_back)"
+    try:
+        _prepare_output(spec, backend)  # column types checked before anything is read or written
+    except Exception as exc:
+        if _is_bad_request(exc):
+            raise BadArgument(f"Preparing the {what} failed: {_first_line(exc)}") from exc
+        raise
     keys, counts = _list_keys(spec, backend, bounds)
     if spec.partitions > 1:
         mine = [i for i, k in enumerate(keys) if key_hash(k) % spec.partitions == spec.partition]
@@ -433,8 +500,10 @@ def run_scan(spec: ScanSpec, backend: Backend) -> dict[str, Any]:
              f"{len(chunks)} chunk(s)")
     summary = ScanSummary()
     detected_at = dt.datetime.now(dt.UTC)
-    if isinstance(backend, _duckdb_backend()):
-        backend.begin()  # type: ignore[attr-defined]
+    # The write transaction starts with the DDL: a failed run leaves no table, column or index behind.
+    ddl = run_ddl(backend, lambda: _prepare_output(spec, backend), what)
+    if ddl and spec.write_back and hasattr(backend, "read_on_writer"):
+        backend.read_on_writer()  # the source is locked by its ALTER TABLE until the commit
     # A backend whose reads use their own connection (PostgreSQL: ADBC) writes chunk i on a worker
     # thread while chunk i+1 is read and detected: the server works while the engine computes.
     # At most one write is pending, so memory stays at about two chunks.
@@ -474,22 +543,19 @@ def run_scan(spec: ScanSpec, backend: Backend) -> dict[str, Any]:
         t0 = time.perf_counter()
         backend.commit()
         summary.seconds["write"] += time.perf_counter() - t0
-    except BaseException:
+    except BaseException as exc:
         if pending is not None:
             pending.cancel()
             wait([pending])
         backend.rollback()
-        raise
+        refused = refused_write(exc)
+        if refused is exc:
+            raise
+        raise refused from exc
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
     return summary.to_dict(spec)
-
-
-def _duckdb_backend() -> type:
-    from ._backends import DuckDBBackend
-
-    return DuckDBBackend
 
 
 # --------------------------------------------------------------------------- detection of one chunk

@@ -37,13 +37,12 @@ from .._tabular_frames import arrow_default_features, arrow_to_columns
 from ..engine.tabular import TabularDetector
 from ..errors import AnomalyDetectorError, BadArgument
 from ._backends import Backend, Params, backend_for
-from ._scan import MAX_PARAMS, _ddl, _is_bad_request
+from ._scan import MAX_PARAMS, META_COLUMNS, _is_bad_request, output_ddl, refused_write, run_ddl
 from .operators import _names, _ScanOperator, _table
 
 __all__ = ["TabularAnomalyOperator"]
 
 SCORE_COLUMNS = (("anomaly", "double"), ("is_anomaly", "bool"), ("anomaly_top_features", "text"))
-META_COLUMNS = (("run_id", "text"), ("detected_at", "tstz"))
 
 
 class TabularAnomalyOperator(BaseOperator):
@@ -177,27 +176,20 @@ class TabularAnomalyOperator(BaseOperator):
         return {"double": backend.double_type, "bool": "BOOLEAN", "text": backend.text_type,
                 "tstz": backend.tstz_type}[typ]
 
-    def _prepare(self, backend: Backend) -> None:
+    def _prepare(self, backend: Backend) -> list[str]:
+        """The DDL of the output (see ``_scan.output_ddl``): none when it exists with the right types."""
         q = backend.quote
-        try:
-            if self.target_table is not None:
-                target = backend.qualified(_table(self.target_table, "target_table") or ())
-                sel = [q(k) for k in self.key] + [
-                    f"CAST(NULL AS {self._sql_type(backend, typ)}) AS {q(name)}"
-                    for name, typ in (*SCORE_COLUMNS, *META_COLUMNS)
-                ]
-                source = self._source(backend, self.table, self.sql, read=False)
-                _ddl(backend, f"CREATE TABLE IF NOT EXISTS {target} AS SELECT {', '.join(sel)} FROM {source} WHERE 1 = 0")
-            else:
-                source = backend.qualified(_table(self.table, "table") or ())
-                for name, typ in (*SCORE_COLUMNS, *META_COLUMNS):
-                    _ddl(backend, f"ALTER TABLE {source} ADD COLUMN IF NOT EXISTS {q(name)} "
-                                  f"{self._sql_type(backend, typ)}")
-        except Exception as exc:
-            if _is_bad_request(exc):
-                first = str(exc).strip().splitlines()[0]
-                raise BadArgument(f"Preparing the output table failed: {first}") from exc
-            raise
+        wanted = (*SCORE_COLUMNS, *META_COLUMNS)
+        if self.target_table is None:
+            source = backend.qualified(_table(self.table, "table") or ())
+            return output_ddl(backend, source, "source table (write_back)", wanted, None)
+        target = backend.qualified(_table(self.target_table, "target_table") or ())
+        sel = [q(k) for k in self.key] + [
+            f"CAST(NULL AS {self._sql_type(backend, typ)}) AS {q(name)}" for name, typ in wanted
+        ]
+        source = self._source(backend, self.table, self.sql, read=False)
+        create = f"CREATE TABLE IF NOT EXISTS {target} AS SELECT {', '.join(sel)} FROM {source} WHERE 1 = 0"
+        return output_ddl(backend, target, "output table", wanted, create)
 
     def _write(self, backend: Backend, out: pa.Table) -> None:
         if self.write_back == "columns":
@@ -248,15 +240,17 @@ class TabularAnomalyOperator(BaseOperator):
         out["run_id"] = pa.repeat(pa.scalar(str(context.get("run_id") or ""), pa.string()), n)
         out["detected_at"] = pa.repeat(pa.scalar(dt.datetime.now(dt.UTC), pa.timestamp("us", tz="UTC")), n)
         table = pa.table(out)
-        self._prepare(backend)
-        if hasattr(backend, "begin"):
-            backend.begin()
+        what = "output table" if self.target_table is not None else "source table (write_back)"
+        run_ddl(backend, lambda: self._prepare(backend), what)  # the DDL opens the write transaction
         try:
             self._write(backend, table)
             backend.commit()
-        except BaseException:
+        except BaseException as exc:
             backend.rollback()
-            raise
+            refused = refused_write(exc)
+            if refused is exc:
+                raise
+            raise refused from exc
         summary = {
             "rows": n,
             "anomalies": int(flags.sum()),
