@@ -307,8 +307,10 @@ class PostgresBackend(Backend):
             cur.execute("SELECT to_regclass(%s) IS NOT NULL", [table_sql.replace("%%", "%")])
             if not cur.fetchone()[0]:
                 return None
-            cur.execute(f"SELECT * FROM {table_sql} WHERE false", [])
-            return {d.name: d.type_display for d in cur.description}
+            cur.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                        "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                        [table_sql.replace("%%", "%")])
+            return {name: typ for name, typ in cur.fetchall()}
         finally:
             cur.close()
             self.conn.rollback()
