@@ -168,3 +168,19 @@ def test_a_null_timestamp_in_one_series_does_not_stop_the_scan(wh: Warehouse) ->
     assert s["series"] == len(KEYS) and s["points"] == len(KEYS) * HOURS
     s = scan(wh, target_table=None, write_back="columns").execute(ctx(0, 8))
     assert wh.run("SELECT count(is_anomaly), count(*) FROM metrics")[0] == (len(KEYS) * HOURS, len(KEYS) * HOURS + 1)
+
+
+def test_a_first_write_back_reads_on_the_writer_and_gives_what_a_rerun_gives(postgres_wh: Warehouse) -> None:
+    """The run that adds the columns reads its chunks on the writing connection (COPY as CSV: keys with
+    commas, quotes and an empty string, a NULL value); a re-run reads through ADBC: the same results."""
+    wh = postgres_wh
+    make_metrics(wh, keys=["", 'a,"b"', "c\nd", "h3", "h4"])
+    wh.run("UPDATE metrics SET cpu = NULL WHERE host = 'h3' AND ts = %s", [T0 + dt.timedelta(hours=30)])
+    cols = ("host, ts, is_anomaly, is_positive_anomaly, is_negative_anomaly, expected_value, lower_boundary, "
+            "upper_boundary, lower_margin, upper_margin, severity, period")  # fmt: skip
+    snapshot = f"SELECT {cols} FROM metrics ORDER BY host, ts"
+    first = scan(wh, target_table=None, write_back="columns").execute(ctx(0, 8, "first"))
+    got = wh.run(snapshot)
+    assert first["points"] == len(KEYS) * HOURS and sum(r[2] is not None for r in got) == len(KEYS) * HOURS
+    scan(wh, target_table=None, write_back="columns").execute(ctx(0, 8, "again"))
+    assert wh.run(snapshot) == got
