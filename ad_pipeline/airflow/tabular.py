@@ -222,6 +222,7 @@ class TabularAnomalyOperator(BaseOperator):
             raise AirflowFailException(f"{exc.code}: {exc.message}") from exc
 
     def _run(self, backend: Backend, context: Any) -> dict[str, Any]:
+        self._prepare(backend)  # the output's column types are checked before the model is fitted
         model, model_info = self._model(backend)
         features = [str(f) for f in model.feature_names_in_]
         rows = self._read(backend, self.table, self.sql, [*self.key, *[f for f in features if f not in self.key]])

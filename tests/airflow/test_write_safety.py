@@ -15,7 +15,7 @@ pytest.importorskip("airflow.sdk")
 
 from airflow.sdk.exceptions import AirflowFailException  # noqa: E402
 
-from .test_operators import HOURS, KEYS, TARGET_DDL, T0, ctx, make_metrics, scan, series_values  # noqa: E402
+from .test_operators import HOURS, KEYS, T0, TARGET_DDL, ctx, make_metrics, scan, series_values  # noqa: E402
 
 Warehouse = Any
 
@@ -184,3 +184,23 @@ def test_a_first_write_back_reads_on_the_writer_and_gives_what_a_rerun_gives(pos
     assert first["points"] == len(KEYS) * HOURS and sum(r[2] is not None for r in got) == len(KEYS) * HOURS
     scan(wh, target_table=None, write_back="columns").execute(ctx(0, 8, "again"))
     assert wh.run(snapshot) == got
+
+
+@pytest.mark.parametrize("mode", ["target_table", "write_back"])
+def test_tabular_output_columns_of_another_type_are_refused(wh: Warehouse, mode: str) -> None:
+    from ad_pipeline.airflow.tabular import TabularAnomalyOperator
+
+    wh.run("CREATE TABLE rows (id BIGINT, a DOUBLE PRECISION, b DOUBLE PRECISION)")
+    wh.executemany("INSERT INTO rows VALUES (?, ?, ?)", [(i, float(i % 7), float(i % 5)) for i in range(200)])
+    out = "scores" if mode == "target_table" else "rows"
+    if mode == "target_table":
+        wh.run("CREATE TABLE scores (id BIGINT, anomaly DOUBLE PRECISION, is_anomaly BOOLEAN, "
+               "anomaly_top_features INTEGER, run_id VARCHAR, detected_at TIMESTAMP WITH TIME ZONE)")  # fmt: skip
+    else:
+        wh.run("ALTER TABLE rows ADD COLUMN anomaly_top_features INTEGER")
+    before, checksum = _columns(wh, out), wh.checksum(out)
+    kw = {"target_table": "scores"} if mode == "target_table" else {"write_back": "columns"}
+    op = TabularAnomalyOperator(task_id="score", conn_id=wh.conn_id, key="id", table="rows", **kw)
+    with pytest.raises(AirflowFailException, match=f"'anomaly_top_features' is {_found(wh, 'INTEGER')}"):
+        op.execute({"run_id": "r"})
+    assert _columns(wh, out) == before and wh.checksum(out) == checksum
