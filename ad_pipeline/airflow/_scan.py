@@ -467,7 +467,10 @@ def _offsets(tbl: pa.Table, n_keys: int) -> np.ndarray:
 def _timestamps(col: pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_timestamp(col.type) and col.type.tz is not None:
         col = col.cast(pa.timestamp(col.type.unit))  # the instants in UTC, without the zone
-    return np.asarray(col.to_numpy(), dtype="datetime64[ns]")
+    # microseconds unless the column has nanoseconds: nanoseconds end in 2262, and a later
+    # timestamp must reach the engine as itself, not wrapped around to 1915
+    unit = "ns" if pa.types.is_timestamp(col.type) and col.type.unit == "ns" else "us"
+    return np.asarray(col.to_numpy(), dtype=f"datetime64[{unit}]")
 
 
 def _masked(values: np.ndarray, invalid: np.ndarray, typ: str) -> pa.Array:
