@@ -232,3 +232,21 @@ def test_a_timestamp_past_2262_invalidates_only_its_series(wh: Warehouse) -> Non
     s = scan(wh, window_start="2024-01-01T00:00:00", window_end="2600-01-01T00:00:00").execute({"run_id": "far"})
     assert s["invalid_series"] == 1 and s["errors"][0]["key"] == "h1" and "1915" not in s["errors"][0]["message"]
     assert wh.run("SELECT count(is_anomaly) FROM metrics_anomalies")[0][0] == (len(KEYS) - 1) * HOURS
+
+
+@pytest.mark.parametrize("mode", ["target_table", "write_back"])
+def test_mapped_partitions_on_a_first_run_both_finish(postgres_wh: Warehouse, mode: str) -> None:
+    """Two partitions start together while the output is missing: one runs the DDL in its transaction,
+    the other waits for its commit, then runs without DDL; every row is written once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    wh = postgres_wh
+    make_metrics(wh)
+    kw: dict[str, Any] = {} if mode == "target_table" else {"target_table": None, "write_back": "columns"}
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(scan(wh, partitions=2, partition=i, task_id=f"p{i}", **kw).execute, ctx(0, 8))
+                   for i in range(2)]  # fmt: skip
+        summaries = [f.result(timeout=300) for f in futures]
+    assert sum(s["points"] for s in summaries) == len(KEYS) * HOURS
+    out = "metrics_anomalies" if mode == "target_table" else "metrics"
+    assert wh.run(f"SELECT count(is_anomaly), count(*) FROM {out}")[0] == (len(KEYS) * HOURS, len(KEYS) * HOURS)
