@@ -15,6 +15,7 @@ pytest.importorskip("airflow.sdk")
 
 from airflow.sdk.exceptions import AirflowFailException  # noqa: E402
 
+from ..support.engine_probe import PAST_2262, engine_isolates  # noqa: E402
 from .test_operators import HOURS, KEYS, T0, TARGET_DDL, ctx, make_metrics, scan, series_values  # noqa: E402
 
 Warehouse = Any
@@ -206,23 +207,7 @@ def test_tabular_output_columns_of_another_type_are_refused(wh: Warehouse, mode:
     assert _columns(wh, out) == before and wh.checksum(out) == checksum
 
 
-def _engine_isolates_far_timestamps() -> bool:
-    """Whether the engine gives a series with a timestamp past 2262 its own error under errors="coerce"
-    (issue 18, engine half) instead of refusing the batch."""
-    import numpy as np
-
-    import ad_pipeline as ad
-
-    ts = np.arange(48).astype("datetime64[h]").astype("datetime64[us]")
-    ts[47] = np.datetime64("2500-01-01T00:00", "us")
-    try:
-        ad.detect_entire_batch(np.arange(48.0), [0, 24, 48], ts, errors="coerce")
-    except ValueError:
-        return False
-    return True
-
-
-@pytest.mark.xfail(not _engine_isolates_far_timestamps(), strict=True,
+@pytest.mark.xfail(not engine_isolates(PAST_2262), strict=True,
                    reason="needs the engine's per-series isolation of out-of-range timestamps (issue 18, engine half)")
 def test_a_timestamp_past_2262_invalidates_only_its_series(wh: Warehouse) -> None:
     """The scan hands the engine the timestamps as they are (microseconds): before, nanoseconds wrapped

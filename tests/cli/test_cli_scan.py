@@ -14,6 +14,8 @@ import pytest
 import ad_pipeline as ad
 from ad_pipeline.cli import main, make_demo_table
 
+from ..support.engine_probe import MISSING, engine_isolates
+
 EXE = shutil.which("ad-pipeline", path=str(Path(sys.executable).parent)) or "ad-pipeline"
 STAGING_TABLES = "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '%staging%'"
 RESULTS = ["is_anomaly", "is_positive_anomaly", "is_negative_anomaly", "expected_value", "lower_boundary",
@@ -281,18 +283,7 @@ def test_unreadable_files_and_unwritable_outputs_exit_2_with_one_line(warehouse,
     assert not (tmp_path / "out.csv").exists() and not list(tmp_path.glob("*.tmp-*"))
 
 
-def _engine_isolates_missing_timestamps() -> bool:
-    """Whether the engine gives a series with a NaT its own error under errors="coerce" (issue 18, engine half)."""
-    ts = np.arange(48).astype("datetime64[h]").astype("datetime64[us]")
-    ts[30] = np.datetime64("NaT")
-    try:
-        ad.detect_entire_batch(np.arange(48.0), [0, 24, 48], ts, errors="coerce")
-    except ValueError:
-        return False
-    return True
-
-
-@pytest.mark.xfail(not _engine_isolates_missing_timestamps(), strict=True,
+@pytest.mark.xfail(not engine_isolates(MISSING), strict=True,
                    reason="needs the engine's per-series isolation of missing timestamps (issue 18, engine half)")
 @pytest.mark.parametrize("column", ["timestamp", "text"])
 def test_a_missing_or_unreadable_timestamp_invalidates_only_its_series(warehouse, capsys, column):
