@@ -12,7 +12,9 @@ The algorithm (our own; the retired service did not document its change-point mo
    and to the few periods a change disturbs). The profile first uses the divisor ``q`` of ``p``
    with the least relative GCV error (a daily cycle in hourly data is reported as period 168
    but profiled with 24 phases, from seven times more cycles); when ``q < p`` the profile of
-   the full period is then removed from what is left (a weekly cycle on top of the daily one).
+   the full period is then removed from what is left when the means of its blocks of ``q``
+   points follow a cycle of ``p / q`` blocks (over 20% of their variance by GCV: a weekly cycle
+   on top of the daily one).
 3. **Noise scale and spikes.** ``sigma`` = 1.4826 * MAD of the first differences / sqrt(2), a
    robust estimate of the point noise that level shifts and trends barely move. The series is
    put in sigma units and winsorised: every point is clipped to within ``WINSOR_Z`` (3) of its
@@ -31,7 +33,10 @@ The algorithm (our own; the retired service did not document its change-point mo
    Candidates are kept down to half the penalty; then a backward elimination removes, again and
    again, the candidate with the least gain given its current neighbours; the running maximum
    of those gains at removal is the candidate's ``level`` (so a higher threshold only removes
-   change points).
+   change points). Each candidate is finally moved, within ``L`` points and between its
+   neighbours, to the least-squares split of two free lines (a step) or of two lines that meet
+   (a kink), the kink unless the step fits better by more than a chi-square(1) of 10.83: a slope
+   change is located where the slopes meet.
 6. **Penalty and confidence.** The penalty is BIC's for the three numbers a change adds (level,
    slope, position): ``PENALTY_PER_LOG_N * log(n)`` (3 log n). The confidence of a candidate is
    ``1 / (1 + exp(-(level - penalty) / 2))``, the BIC approximation of the posterior probability
@@ -74,6 +79,8 @@ WINSOR_Z = 3.0  # points are clipped to within this many sigma of their 5-point 
 PENALTY_PER_LOG_N = 3.0  # BIC: level, slope and position of a change
 RHO_MAX = 0.99  # largest lag-1 autocorrelation used for the variance inflation
 CANDIDATE_FRACTION = 0.5  # binary segmentation keeps candidates down to this fraction of the penalty
+KINK_CHI2 = 10.83  # chi-square(1) at p = 0.001: a level gap that makes a kink a step
+WEEKLY_EXPLAINED = 0.2  # share of the variance of the q-block means the longer cycle must explain
 
 # Standard periods per granularity (per custom_interval unit), tried by the local fallback.
 _FALLBACK_PERIODS: dict[str, tuple[int, ...]] = {
@@ -120,7 +127,7 @@ def _one(gs: GridSeries) -> tuple[int, BoolArray, FloatArray]:
     if z is not None:
         min_seg = min_segment(window)
         at, level = segment(z, min_seg, PENALTY_PER_LOG_N * np.log(n), missing)
-        conf[at] = _confidence(level, PENALTY_PER_LOG_N * np.log(n))
+        np.maximum.at(conf, at, _confidence(level, PENALTY_PER_LOG_N * np.log(n)))
     return period, conf > threshold, conf
 
 
@@ -139,9 +146,18 @@ def deseasonalise(y: FloatArray, period: int) -> FloatArray:
         return y
     q = _profile_period(y, period)
     y = y - _seasonal(y, q)
-    if q != period:
+    if q != period and _cycle_of_means(y, q, period // q):
         y = y - _seasonal(y, period)
     return y
+
+
+def _cycle_of_means(y: FloatArray, q: int, k: int) -> bool:
+    """Whether the means of blocks of ``q`` points follow a cycle of ``k`` blocks (>= 20% of their variance)."""
+    m = len(y) // q
+    if k < 2 or m < 3 * k:
+        return False
+    means = y[: m * q].reshape(m, q).mean(axis=1)
+    return bool(1.0 - _relative_gcv(means, k) > WEEKLY_EXPLAINED)
 
 
 def default_window(n: int) -> int:
@@ -332,6 +348,9 @@ def segment(z: FloatArray, min_seg: int, penalty: float, missing: BoolArray) -> 
         running = max(running, float(g[k]))
         level[alive[k]] = running
         alive.pop(k)
+    if len(at):
+        bounds = np.r_[0, at, n]
+        at = _refine(z, at, bounds[:-2], bounds[2:], min_seg, missing)
     return at, level
 
 
@@ -361,6 +380,63 @@ def _best_split(
     g = _gain(sums, np.full(len(s), a), s, np.full(len(s), b))
     k = int(np.argmax(g))
     return int(s[k]), float(g[k])
+
+
+def _fit(
+    cy: FloatArray, ciy: FloatArray, lo: np.ndarray, hi: np.ndarray, at: np.ndarray
+) -> tuple[FloatArray, FloatArray, tuple[FloatArray, FloatArray, FloatArray]]:
+    """Least-squares lines over ``[lo, hi)`` (unit noise): level at ``at``, slope, and their covariance."""
+    m = (hi - lo).astype(np.float64)
+    xbar = (lo + hi - 1) / 2.0
+    sy = cy[hi] - cy[lo]
+    sxy = ciy[hi] - ciy[lo] - xbar * sy
+    sxx = m * (m * m - 1.0) / 12.0
+    slope = sxy / sxx
+    d = at - xbar
+    level = sy / m + slope * d
+    return level, slope, (1.0 / m + d * d / sxx, d / sxx, 1.0 / sxx)
+
+
+def _refine(
+    z: FloatArray, cand: np.ndarray, lo: np.ndarray, hi: np.ndarray, reach: int, missing: BoolArray
+) -> np.ndarray:
+    """Move each candidate to the best split ``s`` (within ``reach``) of its range ``[lo, hi)``.
+
+    The moving two-window statistic also rises where a change sits inside one of the windows
+    (about ``window / 2`` away); within a fixed range the least-squares split is sharp. Two
+    models are fitted at every split ``s``: two free lines (a step, RSS ``r_jump``) and two lines
+    meeting at ``s - 0.5`` (a kink: ``r_jump`` plus the squared, standardised level gap). The kink
+    location is kept unless the step model fits better by more than ``KINK_CHI2`` (noise units).
+    """
+    n = len(z)
+    if len(cand) == 0:
+        return cand
+    off = np.arange(-reach, reach + 1)
+    lo = lo[:, None]
+    hi = hi[:, None]
+    s = cand[:, None] + off[None, :]
+    ok = (s - lo >= MIN_SIDE) & (hi - s >= MIN_SIDE)
+    s = np.clip(s, 0, n - 1)
+    lo, hi = np.broadcast_to(lo, s.shape), np.broadcast_to(hi, s.shape)
+    ok &= ~missing[s]
+    idx = np.arange(n, dtype=np.float64)
+    c1 = np.concatenate(([0.0], np.cumsum(z)))
+    c2 = np.concatenate(([0.0], np.cumsum(z * z)))
+    cx = np.concatenate(([0.0], np.cumsum(idx * z)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lev_l, _, var_l = _fit(c1, cx, lo, s, s - 0.5)
+        lev_r, _, var_r = _fit(c1, cx, s, hi, s - 0.5)
+        r_jump = _rss(c1, c2, cx, lo, s) + _rss(c1, c2, cx, s, hi)
+        r_kink = r_jump + (lev_r - lev_l) ** 2 / (var_l[0] + var_r[0])
+    r_jump = np.where(ok, r_jump, np.inf)
+    r_kink = np.where(ok & np.isfinite(r_kink), r_kink, np.inf)
+    rows = np.arange(len(cand))
+    bj = np.argmin(r_jump, axis=1)
+    bk = np.argmin(r_kink, axis=1)
+    use_kink = r_kink[rows, bk] - r_jump[rows, bj] < KINK_CHI2
+    best = np.where(use_kink, bk, bj)
+    found = np.isfinite(r_jump[rows, best])
+    return np.where(found, s[rows, best], cand)
 
 
 def _confidence(level: FloatArray, penalty: float) -> FloatArray:
