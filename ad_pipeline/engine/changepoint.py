@@ -294,6 +294,9 @@ def standardise(y: FloatArray) -> FloatArray | None:
     if n < 2 * MIN_SIDE or sigma == 0.0 or not np.isfinite(sigma):
         return None
     z = (y - np.median(y)) / sigma
+    # without the median slope (the line cost ignores it) the cumulative sums stay small
+    z = z - np.median(np.diff(z)) * np.arange(n, dtype=np.float64)
+    z -= np.median(z)
     if n >= 5:
         m5 = median_filter(z, size=5, mode="nearest")
         z = np.clip(z, m5 - WINSOR_Z, m5 + WINSOR_Z)
@@ -399,7 +402,7 @@ def _fit(
 
 def _refine(
     z: FloatArray, cand: np.ndarray, lo: np.ndarray, hi: np.ndarray, reach: int, missing: BoolArray
-) -> np.ndarray:
+) -> np.ndarray:  # reach is also the fewest points left on each side
     """Move each candidate to the best split ``s`` (within ``reach``) of its range ``[lo, hi)``.
 
     The moving two-window statistic also rises where a change sits inside one of the windows
@@ -415,7 +418,7 @@ def _refine(
     lo = lo[:, None]
     hi = hi[:, None]
     s = cand[:, None] + off[None, :]
-    ok = (s - lo >= MIN_SIDE) & (hi - s >= MIN_SIDE)
+    ok = (s - lo >= max(reach, MIN_SIDE)) & (hi - s >= max(reach, MIN_SIDE))
     s = np.clip(s, 0, n - 1)
     lo, hi = np.broadcast_to(lo, s.shape), np.broadcast_to(hi, s.shape)
     ok &= ~missing[s]
