@@ -127,7 +127,7 @@ def _one(gs: GridSeries) -> tuple[int, BoolArray, FloatArray]:
     if z is not None:
         min_seg = min_segment(window)
         at, level = segment(z, min_seg, PENALTY_PER_LOG_N * np.log(n), missing)
-        np.maximum.at(conf, at, _confidence(level, PENALTY_PER_LOG_N * np.log(n)))
+        conf[at] = _confidence(level, PENALTY_PER_LOG_N * np.log(n))
     return period, conf > threshold, conf
 
 
@@ -180,7 +180,8 @@ def detect_period(y: FloatArray, granularity: str, custom_interval: int) -> int:
     from .azure.period import detect_period as azure_detect_period
 
     period = int(azure_detect_period(y, granularity, custom_interval))
-    return period if period > 0 else _fallback_period(y, granularity, custom_interval)
+    # a period without two cycles in the series cannot be removed: try the standard ones instead
+    return period if 0 < period <= len(y) // 2 else _fallback_period(y, granularity, custom_interval)
 
 
 def _fallback_period(y: FloatArray, granularity: str, custom_interval: int) -> int:
@@ -354,6 +355,8 @@ def segment(z: FloatArray, min_seg: int, penalty: float, missing: BoolArray) -> 
     if len(at):
         bounds = np.r_[0, at, n]
         at = _refine(z, at, bounds[:-2], bounds[2:], min_seg, missing)
+        keep = _merge_close(at, level, min_seg - 1)  # two candidates moved closer than min_seg
+        at, level = at[keep], level[keep]
     return at, level
 
 
@@ -446,6 +449,18 @@ def _confidence(level: FloatArray, penalty: float) -> FloatArray:
     """BIC posterior probability of each change: ``1 / (1 + exp(-(level - penalty) / 2))``."""
     with np.errstate(over="ignore"):
         return 1.0 / (1.0 + np.exp(-(level - penalty) / 2.0))
+
+
+def _merge_close(at: np.ndarray, score: FloatArray, gap: int) -> np.ndarray:
+    """Indices into ``at`` to keep: of positions at most ``gap`` apart (chained), the highest score."""
+    if len(at) < 2:
+        return np.arange(len(at))
+    order = np.argsort(at, kind="stable")
+    cluster = np.concatenate(([0], np.cumsum(np.diff(at[order]) > gap)))
+    # within each cluster the highest score wins (ties: the earliest)
+    rank = np.lexsort((np.arange(len(at)), -score[order], cluster))
+    first = np.concatenate(([True], np.diff(cluster[rank]) != 0))
+    return order[rank[first]]
 
 
 def _rss(c1: FloatArray, c2: FloatArray, cx: FloatArray, lo: np.ndarray, hi: np.ndarray) -> FloatArray:
