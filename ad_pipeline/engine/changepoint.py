@@ -75,9 +75,11 @@ from .result import BoolArray, FloatArray
 DEFAULT_STABLE_TREND_WINDOW = 30
 DEFAULT_THRESHOLD = 0.5
 MIN_SIDE = 3  # points needed on each side of a change
+SEGMENT_DIVISOR = 2  # the fewest points of a segment: stable_trend_window // SEGMENT_DIVISOR
 WINSOR_Z = 3.0  # points are clipped to within this many sigma of their 5-point moving median
-PENALTY_PER_LOG_N = 3.0  # BIC: level, slope and position of a change
-RHO_MAX = 0.99  # largest lag-1 autocorrelation used for the variance inflation
+PENALTY_PER_LOG_N = 4.0  # BIC: level, slope, noise variance and position of a change
+RHO_MAX = 0.98  # largest lag-1 autocorrelation used for the variance inflation
+VAR_FLOOR = 0.3  # least noise variance of a segment (sigma units): exact repeats do not make a variance change
 CANDIDATE_FRACTION = 0.5  # binary segmentation keeps candidates down to this fraction of the penalty
 KINK_CHI2 = 10.83  # chi-square(1) at p = 0.001: a level gap that makes a kink a step
 WEEKLY_EXPLAINED = 0.2  # share of the variance of the q-block means the longer cycle must explain
@@ -137,7 +139,7 @@ def min_segment(window: int) -> int:
     >>> min_segment(30), min_segment(5)
     (10, 3)
     """
-    return max(MIN_SIDE, window // 3)
+    return max(MIN_SIDE, window // SEGMENT_DIVISOR)
 
 
 def deseasonalise(y: FloatArray, period: int) -> FloatArray:
@@ -318,6 +320,20 @@ def variance_inflation(z: FloatArray, block: int) -> float:
     return max(kappa, 1.0)
 
 
+def _kurtosis_factor(z: FloatArray) -> float:
+    """How much heavier than Gaussian tails inflate the variance-ratio statistic: ``(kurtosis - 1) / 2``, at least 1.
+
+    The kurtosis of the noise comes from that of the first differences (``k_e = 2 k_d - 3``).
+    """
+    d = np.diff(z)
+    d = d - np.median(d)
+    m2 = float(np.mean(d * d))
+    if not m2 > 0:
+        return 1.0
+    k_noise = 2.0 * float(np.mean(d**4)) / (m2 * m2) - 3.0
+    return max(1.0, (k_noise - 1.0) / 2.0)
+
+
 def _mad2(d: FloatArray) -> float:
     """Squared robust scale (1.4826 * MAD) of ``d``."""
     return float((1.4826 * np.median(np.abs(d - np.median(d)))) ** 2) if len(d) else 0.0
@@ -331,14 +347,15 @@ def segment(z: FloatArray, min_seg: int, penalty: float, missing: BoolArray) -> 
     """
     n = len(z)
     kappa = variance_inflation(z, min_seg)
+    kappa_var = kappa * _kurtosis_factor(z)
     sums = _sums(z)
     allowed = ~missing
     cand: list[int] = []
     stack = [(0, n)]
     while stack:
         a, b = stack.pop()
-        s, gain = _best_split(sums, a, b, min_seg, allowed)
-        if s >= 0 and gain / kappa > CANDIDATE_FRACTION * penalty:
+        s, gain = _best_split(sums, a, b, min_seg, allowed, kappa, kappa_var)
+        if s >= 0 and gain > CANDIDATE_FRACTION * penalty:
             cand.append(s)
             stack += [(a, s), (s, b)]
     at = np.array(sorted(cand), dtype=np.int64)
@@ -347,7 +364,7 @@ def segment(z: FloatArray, min_seg: int, penalty: float, missing: BoolArray) -> 
     running = -np.inf
     while alive:
         bounds = np.r_[0, at[alive], n]
-        g = _gain(sums, bounds[:-2], bounds[1:-1], bounds[2:]) / kappa
+        g = _gain(sums, bounds[:-2], bounds[1:-1], bounds[2:], kappa, kappa_var)
         k = int(np.argmin(g))
         running = max(running, float(g[k]))
         level[alive[k]] = running
@@ -369,21 +386,35 @@ def _sums(z: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
     )
 
 
-def _gain(sums: tuple[FloatArray, FloatArray, FloatArray], a: np.ndarray, s: np.ndarray, b: np.ndarray) -> FloatArray:
-    """Drop of the residual sum of squares when the line over ``[a, b)`` is split at ``s``."""
+def _gain(
+    sums: tuple[FloatArray, FloatArray, FloatArray],
+    a: np.ndarray,
+    s: np.ndarray,
+    b: np.ndarray,
+    kappa: float,
+    kappa_var: float,
+) -> FloatArray:
+    """Gain of splitting the line over ``[a, b)`` at ``s`` (step 5): lines, then noise variances."""
     c1, c2, cx = sums
-    return _rss(c1, c2, cx, a, b) - _rss(c1, c2, cx, a, s) - _rss(c1, c2, cx, s, b)
+    r_left, r_right = _rss(c1, c2, cx, a, s), _rss(c1, c2, cx, s, b)
+    m_l, m_r = (s - a).astype(np.float64), (b - s).astype(np.float64)
+    v_l = np.maximum(r_left / np.maximum(m_l - 2, 1), VAR_FLOOR)
+    v_r = np.maximum(r_right / np.maximum(m_r - 2, 1), VAR_FLOOR)
+    v = (m_l * v_l + m_r * v_r) / (m_l + m_r)
+    gain = (_rss(c1, c2, cx, a, b) - r_left - r_right) / kappa
+    return gain + ((m_l + m_r) * np.log(v) - m_l * np.log(v_l) - m_r * np.log(v_r)) / kappa_var
 
 
 def _best_split(
-    sums: tuple[FloatArray, FloatArray, FloatArray], a: int, b: int, min_seg: int, allowed: BoolArray
+    sums: tuple[FloatArray, FloatArray, FloatArray], a: int, b: int, min_seg: int, allowed: BoolArray, kappa: float,
+    kappa_var: float,
 ) -> tuple[int, float]:
     """The split of ``[a, b)`` with the largest gain (-1 when none leaves ``min_seg`` points each side)."""
     s = np.arange(a + min_seg, b - min_seg + 1)
     s = s[allowed[s]] if len(s) else s
     if len(s) == 0:
         return -1, -np.inf
-    g = _gain(sums, np.full(len(s), a), s, np.full(len(s), b))
+    g = _gain(sums, np.full(len(s), a), s, np.full(len(s), b), kappa, kappa_var)
     k = int(np.argmax(g))
     return int(s[k]), float(g[k])
 
