@@ -269,9 +269,14 @@ def _seasonal(y: FloatArray, period: int) -> FloatArray:
     rows = -(-n // period)
     padded = np.full(rows * period, np.nan)
     padded[:n] = d
-    # n >= 2 * period: every phase holds at least one detrended value
-    prof = np.nanmedian(padded.reshape(rows, period), axis=0)
-    prof = np.where(np.isfinite(prof), prof, 0.0)
+    # n >= 2 * period: every phase holds at least one detrended value. Median per column: sort
+    # (NaN last) and take the middle of the finite values (np.nanmedian is far slower here).
+    cols = np.sort(padded.reshape(rows, period), axis=0)
+    count = np.isfinite(cols).sum(axis=0)
+    phase = np.arange(period)
+    lo = cols[np.maximum(count - 1, 0) // 2, phase]
+    hi = cols[np.minimum(count // 2, rows - 1), phase]
+    prof = np.where(count > 0, 0.5 * (lo + hi), 0.0)
     prof -= prof.mean()
     return prof[np.arange(n) % period]
 
