@@ -18,7 +18,8 @@ The algorithm (our own; the retired service did not document its change-point mo
 3. **Noise scale and spikes.** ``sigma`` = 1.4826 * MAD of the first differences / sqrt(2), a
    robust estimate of the point noise that level shifts and trends barely move. The series is
    put in sigma units and winsorised: every point is clipped to within ``WINSOR_Z`` (3) of its
-   5-point moving median, so a spike weighs no more than an ordinary noise point.
+   7-point moving median (mirrored at the ends), so a spike, or a burst of up to 3, weighs no
+   more than an ordinary noise point.
 4. **Dependence.** Real series are rarely white noise. The variance inflation ``kappa`` of a
    segment mean is estimated twice, robustly (medians of differences, so level shifts and
    trends barely move it): from the lag-1 autocorrelation ``rho`` (AR(1): ``(1 + rho) /
@@ -85,7 +86,8 @@ DEFAULT_STABLE_TREND_WINDOW = 30
 DEFAULT_THRESHOLD = 0.5
 MIN_SIDE = 3  # points needed on each side of a change
 SEGMENT_DIVISOR = 2  # the fewest points of a segment: stable_trend_window // SEGMENT_DIVISOR
-WINSOR_Z = 3.0  # points are clipped to within this many sigma of their 5-point moving median
+WINSOR_Z = 3.0  # points are clipped to within this many sigma of their moving median ...
+WINSOR_WIDTH = 7  # ... over this many points (a burst of up to WINSOR_WIDTH // 2 spikes is clipped)
 PENALTY_PER_LOG_N = 4.0  # BIC: level, slope, noise variance and position of a change
 RHO_MAX = 0.98  # largest lag-1 autocorrelation used for the variance inflation
 VAR_FLOOR = 0.3  # least noise variance of a segment (sigma units): exact repeats do not make a variance change
@@ -163,12 +165,20 @@ def deseasonalise(y: FloatArray, period: int) -> FloatArray:
 
 
 def _cycle_of_means(y: FloatArray, q: int, k: int) -> bool:
-    """Whether the means of blocks of ``q`` points follow a cycle of ``k`` blocks (>= 20% of their variance)."""
+    """Whether the means of blocks of ``q`` points follow a cycle of ``k`` blocks (>= 20% of their variance).
+
+    The block means are detrended by a centred moving *median* over a cycle (``k + 1`` blocks
+    for an even ``k``): it cancels a cycle but follows a level shift, which a moving average
+    would smear into a ramp that looks like part of a cycle.
+    """
     m = len(y) // q
     if k < 2 or m < 3 * k:
         return False
     means = y[: m * q].reshape(m, q).mean(axis=1)
-    return bool(1.0 - _relative_gcv(means, k) > WEEKLY_EXPLAINED)
+    h = k // 2
+    d = (means - median_filter(means, size=2 * h + 1, mode="nearest"))[h : m - h]
+    var = float(d.var())
+    return bool(var > 0 and 1.0 - _gcv(d, k) / var > WEEKLY_EXPLAINED)
 
 
 def default_window(n: int) -> int:
@@ -305,7 +315,7 @@ def noise_scale(y: FloatArray) -> float:
 
 
 def standardise(y: FloatArray) -> FloatArray | None:
-    """The series in noise units, winsorised around its 5-point moving median; None when it has no noise."""
+    """The series in noise units, winsorised around its moving median; None when it has no noise."""
     n = len(y)
     sigma = noise_scale(y)
     if n < 2 * MIN_SIDE or sigma == 0.0 or not np.isfinite(sigma):
@@ -314,9 +324,9 @@ def standardise(y: FloatArray) -> FloatArray | None:
     # without the median slope (the line cost ignores it) the cumulative sums stay small
     z = z - np.median(np.diff(z)) * np.arange(n, dtype=np.float64)
     z -= np.median(z)
-    if n >= 5:
-        m5 = median_filter(z, size=5, mode="nearest")
-        z = np.clip(z, m5 - WINSOR_Z, m5 + WINSOR_Z)
+    if n >= WINSOR_WIDTH:
+        med = median_filter(z, size=WINSOR_WIDTH, mode="mirror")  # an end point is not its own neighbour
+        z = np.clip(z, med - WINSOR_Z, med + WINSOR_Z)
     return z
 
 
