@@ -24,24 +24,27 @@ The algorithm (our own; the retired service did not document its change-point mo
    segment mean is estimated twice, robustly (medians of differences, so level shifts and
    trends barely move it): from the lag-1 autocorrelation ``rho`` (AR(1): ``(1 + rho) /
    (1 - rho)``, ``rho`` from the MAD of lag-2 over lag-1 differences, at most ``RHO_MAX`` =
-   0.98) and from the second differences of the means of blocks of ``L`` points (``L`` below;
+   0.95) and from the second differences of the means of blocks of ``L`` points (``L`` below;
    white noise gives 1). ``kappa`` = the larger, at least 1. A random walk or a smooth curve
    gets a large ``kappa`` and is not cut into pieces.
 5. **Segmentation.** Each segment is a straight line (level and slope) with its own Gaussian
    noise. Binary segmentation splits a segment where the gain is largest. The gain ``G`` of a
-   split is the drop of the residual sum of squares of the lines (sigma units) divided by
-   ``kappa``, plus the likelihood ratio of two noise variances against one (each at least
-   ``VAR_FLOOR`` = 0.3) divided by ``kappa`` times ``(kurtosis - 1) / 2`` of the noise (the
-   variance ratio of heavy-tailed noise varies more than a Gaussian one's). A split must leave
-   at least ``L = max(3, stable_trend_window // 2)`` points on each side (15 by default).
-   Candidates are kept down to half the penalty; then a backward elimination removes, again and
-   again, the candidate with the least gain given its current neighbours; the running maximum
-   of those gains at removal is the candidate's ``level`` (so a higher threshold only removes
-   change points). Each candidate is finally moved, within ``L`` points and between its
-   neighbours, to the least-squares split of two free lines (a step) or of two lines that meet
-   (a kink), the kink unless the step fits better by more than a chi-square(1) of 10.83: a slope
-   change is located where the slopes meet. Binary segmentation costs ``O(n log n)`` per
-   series (cumulative sums), whatever its length.
+   split has two parts. The lines': the drop of the residual sum of squares, divided by
+   ``kappa`` and by the local noise variance of the two sides when that exceeds the series'
+   (estimated from their first differences about their slopes, shrunk towards the series'
+   noise as if that were ``NOISE_PRIOR_POINTS`` = 300 more points), so a noisier stretch is not
+   cut into pieces. The noise variances': the likelihood ratio of two noise variances against
+   one (each at least ``VAR_FLOOR`` = 0.3), divided by ``kappa`` times ``(kurtosis - 1) / 2`` of
+   the noise (the variance ratio of heavy-tailed noise varies more than a Gaussian one's). A
+   split must leave at least ``L = max(3, stable_trend_window // 2)`` points on each side (15
+   by default). Candidates are kept down to half the penalty; then a backward elimination
+   removes, again and again, the candidate with the least gain given its current neighbours;
+   the running maximum of those gains at removal is the candidate's ``level`` (so a higher
+   threshold only removes change points). A candidate whose gain is mostly the lines' is
+   finally moved, within ``L`` points and between its neighbours, to the least-squares split
+   of two free lines (a step) or of two lines that meet (a kink), the kink unless the step fits
+   better by more than a chi-square(1) of 10.83: a slope change is located where the slopes
+   meet. Binary segmentation costs ``O(n log n)`` per series (cumulative sums).
 6. **Penalty and confidence.** The penalty is BIC's for the four numbers a change adds (level,
    slope, noise variance, position): ``PENALTY_PER_LOG_N * log(n)`` (4 log n). The confidence of
    a candidate is ``1 / (1 + exp(-(level - penalty) / 2))``, the BIC approximation of the
@@ -53,8 +56,9 @@ The algorithm (our own; the retired service did not document its change-point mo
    per 10,000; clean seasonal series with spikes, 0.12 per 10,000
    (``benchmarks/changepoints.py``).
 
-The three constants chosen on TCPD (``PENALTY_PER_LOG_N``, ``RHO_MAX``, ``SEGMENT_DIVISOR``,
-from a grid of 27) are reported with their leave-one-series-out figures by the benchmark.
+``RHO_MAX``, ``SEGMENT_DIVISOR`` and ``NOISE_PRIOR_POINTS`` were chosen on TCPD (with the penalty
+factor, 4 or 5, from a grid of 54); ``benchmarks/changepoints.py`` reports the choice
+leave-one-series-out beside the in-sample figure.
 
 Defaults: ``stable_trend_window`` = :data:`DEFAULT_STABLE_TREND_WINDOW` (30) points, reduced to
 ``max(3, n // 4)`` for a series of fewer than 120 grid points; ``threshold`` =
@@ -89,8 +93,9 @@ SEGMENT_DIVISOR = 2  # the fewest points of a segment: stable_trend_window // SE
 WINSOR_Z = 3.0  # points are clipped to within this many sigma of their moving median ...
 WINSOR_WIDTH = 7  # ... over this many points (a burst of up to WINSOR_WIDTH // 2 spikes is clipped)
 PENALTY_PER_LOG_N = 4.0  # BIC: level, slope, noise variance and position of a change
-RHO_MAX = 0.98  # largest lag-1 autocorrelation used for the variance inflation
+RHO_MAX = 0.95  # largest lag-1 autocorrelation used for the variance inflation
 VAR_FLOOR = 0.3  # least noise variance of a segment (sigma units): exact repeats do not make a variance change
+NOISE_PRIOR_POINTS = 300.0  # the series noise counts as this many points in the local noise of a split
 CANDIDATE_FRACTION = 0.5  # binary segmentation keeps candidates down to this fraction of the penalty
 KINK_CHI2 = 10.83  # chi-square(1) at p = 0.001: a level gap that makes a kink a step
 WEEKLY_EXPLAINED = 0.2  # share of the variance of the q-block means the longer cycle must explain
@@ -394,43 +399,71 @@ def segment(z: FloatArray, min_seg: int, penalty: float, missing: BoolArray) -> 
         level[alive[k]] = running
         alive.pop(k)
     if len(at):
-        bounds = np.r_[0, at, n]
-        at = _refine(z, at, bounds[:-2], bounds[2:], min_seg, missing)
+        # refine between the strong neighbours (above the penalty, whatever the user's threshold)
+        strong = at[level > penalty]
+        i = np.searchsorted(strong, at, side="left")
+        lo = np.r_[0, strong][i]
+        hi = np.r_[strong, n][np.searchsorted(strong, at, side="right")]
+        lines, variances = _gain_parts(sums, lo, at, hi, kappa, kappa_var)
+        moved = _refine(z, at, lo, hi, min_seg, missing)
+        at = np.where(lines >= variances, moved, at)  # a change of the noise stays where its gain peaks
         keep = _merge_close(at, level, min_seg - 1)  # two candidates moved closer than min_seg
         at, level = at[keep], level[keep]
     return at, level
 
 
-def _sums(z: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+def _sums(z: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
     idx = np.arange(len(z), dtype=np.float64)
     return (
+        z,
         np.concatenate(([0.0], np.cumsum(z))),
         np.concatenate(([0.0], np.cumsum(z * z))),
         np.concatenate(([0.0], np.cumsum(idx * z))),
+        np.concatenate(([0.0, 0.0], np.cumsum(np.diff(z) ** 2))),  # [t]: squared differences up to z[t-1]
     )
 
 
 def _gain(
-    sums: tuple[FloatArray, FloatArray, FloatArray],
+    sums: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray],
     a: np.ndarray,
     s: np.ndarray,
     b: np.ndarray,
     kappa: float,
     kappa_var: float,
 ) -> FloatArray:
-    """Gain of splitting the line over ``[a, b)`` at ``s`` (step 5): lines, then noise variances."""
-    c1, c2, cx = sums
+    """Gain of splitting the line over ``[a, b)`` at ``s`` (step 5)."""
+    lines, variances = _gain_parts(sums, a, s, b, kappa, kappa_var)
+    return lines + variances
+
+
+def _gain_parts(
+    sums: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray],
+    a: np.ndarray,
+    s: np.ndarray,
+    b: np.ndarray,
+    kappa: float,
+    kappa_var: float,
+) -> tuple[FloatArray, FloatArray]:
+    """The two parts of the gain of a split: the lines' (level, slope) and the noise variances'."""
+    z, c1, c2, cx, cd = sums
     r_left, r_right = _rss(c1, c2, cx, a, s), _rss(c1, c2, cx, s, b)
     m_l, m_r = (s - a).astype(np.float64), (b - s).astype(np.float64)
     v_l = np.maximum(r_left / np.maximum(m_l - 2, 1), VAR_FLOOR)
     v_r = np.maximum(r_right / np.maximum(m_r - 2, 1), VAR_FLOOR)
     v = (m_l * v_l + m_r * v_r) / (m_l + m_r)
-    gain = (_rss(c1, c2, cx, a, b) - r_left - r_right) / kappa
-    return gain + ((m_l + m_r) * np.log(v) - m_l * np.log(v_l) - m_r * np.log(v_r)) / kappa_var
+    # Local noise variance of [a, b) from the first differences about each side's mean difference
+    # (its slope; the differences of a side sum to its last value minus its first), which a misfit
+    # of the lines barely moves, shrunk towards the series' (1) as if that were NOISE_PRIOR_POINTS
+    # more points. In a noisier stretch the lines' gain is measured in its own noise units.
+    dev_l = cd[s] - cd[a + 1] - (z[s - 1] - z[a]) ** 2 / np.maximum(m_l - 1, 1)
+    dev_r = cd[b] - cd[s + 1] - (z[b - 1] - z[s]) ** 2 / np.maximum(m_r - 1, 1)
+    local = ((dev_l + dev_r) / 2.0 + NOISE_PRIOR_POINTS) / (np.maximum(m_l + m_r - 4, 0) + NOISE_PRIOR_POINTS)
+    lines = (_rss(c1, c2, cx, a, b) - r_left - r_right) / (kappa * np.maximum(local, 1.0))
+    return lines, ((m_l + m_r) * np.log(v) - m_l * np.log(v_l) - m_r * np.log(v_r)) / kappa_var
 
 
 def _best_split(
-    sums: tuple[FloatArray, FloatArray, FloatArray], a: int, b: int, min_seg: int, allowed: BoolArray, kappa: float,
+    sums: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray], a: int, b: int, min_seg: int, allowed: BoolArray, kappa: float,
     kappa_var: float,
 ) -> tuple[int, float]:
     """The split of ``[a, b)`` with the largest gain (-1 when none leaves ``min_seg`` points each side)."""
