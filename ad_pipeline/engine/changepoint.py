@@ -79,6 +79,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from numba import njit
 from scipy.ndimage import median_filter
 
 from .arrays import interp_nan
@@ -372,47 +373,31 @@ def segment(z: FloatArray, min_seg: int, penalty: float, missing: BoolArray) -> 
     """Candidate change points of ``z`` (noise units) and their levels in effective chi-square units.
 
     Binary segmentation with line-and-variance segments down to ``CANDIDATE_FRACTION * penalty``,
-    then the backward elimination of step 5. Splits sit only at observed points.
+    then the backward elimination of step 5 (both compiled with numba). Splits sit only at
+    observed points.
     """
     n = len(z)
     kappa = variance_inflation(z, min_seg)
     kappa_var = kappa * _kurtosis_factor(z)  # the variance-ratio term: dependence and heavy tails
     sums = _sums(z)
-    allowed = ~missing
-    cand: list[int] = []
-    stack = [(0, n)]
-    while stack:
-        a, b = stack.pop()
-        s, gain = _best_split(sums, a, b, min_seg, allowed, kappa, kappa_var)
-        if s >= 0 and gain > CANDIDATE_FRACTION * penalty:
-            cand.append(s)
-            stack += [(a, s), (s, b)]
-    at = np.array(sorted(cand), dtype=np.int64)
-    level = np.zeros(len(at))
-    alive = list(range(len(at)))
-    running = -np.inf
-    while alive:
-        bounds = np.r_[0, at[alive], n]
-        g = _gain(sums, bounds[:-2], bounds[1:-1], bounds[2:], kappa, kappa_var)
-        k = int(np.argmin(g))
-        running = max(running, float(g[k]))
-        level[alive[k]] = running
-        alive.pop(k)
+    consts = (kappa, kappa_var, VAR_FLOOR, NOISE_PRIOR_POINTS)
+    at = _binary_segmentation(*sums, ~missing, min_seg, CANDIDATE_FRACTION * penalty, *consts)
+    level = _eliminate(*sums, at, *consts)
     if len(at):
         # refine between the strong neighbours (above the penalty, whatever the user's threshold)
         strong = at[level > penalty]
-        i = np.searchsorted(strong, at, side="left")
-        lo = np.r_[0, strong][i]
+        lo = np.r_[0, strong][np.searchsorted(strong, at, side="left")]
         hi = np.r_[strong, n][np.searchsorted(strong, at, side="right")]
-        lines, variances = _gain_parts(sums, lo, at, hi, kappa, kappa_var)
+        parts = np.array([_gain_parts(*sums, a, s, b, *consts) for a, s, b in zip(lo, at, hi, strict=True)])
         moved = _refine(z, at, lo, hi, min_seg, missing)
-        at = np.where(lines >= variances, moved, at)  # a change of the noise stays where its gain peaks
+        at = np.where(parts[:, 0] >= parts[:, 1], moved, at)  # a change of the noise stays where its gain peaks
         keep = _merge_close(at, level, min_seg - 1)  # two candidates moved closer than min_seg
         at, level = at[keep], level[keep]
     return at, level
 
 
 def _sums(z: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """``z`` and the cumulative sums a split's gain needs: z, z^2, index * z, squared differences."""
     idx = np.arange(len(z), dtype=np.float64)
     return (
         z,
@@ -423,57 +408,128 @@ def _sums(z: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray
     )
 
 
-def _gain(
-    sums: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray],
-    a: np.ndarray,
-    s: np.ndarray,
-    b: np.ndarray,
-    kappa: float,
-    kappa_var: float,
-) -> FloatArray:
-    """Gain of splitting the line over ``[a, b)`` at ``s`` (step 5)."""
-    lines, variances = _gain_parts(sums, a, s, b, kappa, kappa_var)
-    return lines + variances
+@njit(cache=True, nogil=True)
+def _line_rss(c1: FloatArray, c2: FloatArray, cx: FloatArray, a: int, b: int) -> float:
+    """Residual sum of squares of the least-squares line over ``[a, b)`` (``b - a >= 2``)."""
+    m = b - a
+    sy = c1[b] - c1[a]
+    sxy = cx[b] - cx[a] - (a + b - 1) / 2.0 * sy
+    sxx = max(m * (m * m - 1.0) / 12.0, 1e-300)
+    return c2[b] - c2[a] - sy * sy / m - sxy * sxy / sxx
 
 
+@njit(cache=True, nogil=True)
 def _gain_parts(
-    sums: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray],
-    a: np.ndarray,
-    s: np.ndarray,
-    b: np.ndarray,
+    z: FloatArray,
+    c1: FloatArray,
+    c2: FloatArray,
+    cx: FloatArray,
+    cd: FloatArray,
+    a: int,
+    s: int,
+    b: int,
     kappa: float,
     kappa_var: float,
-) -> tuple[FloatArray, FloatArray]:
-    """The two parts of the gain of a split: the lines' (level, slope) and the noise variances'."""
-    z, c1, c2, cx, cd = sums
-    r_left, r_right = _rss(c1, c2, cx, a, s), _rss(c1, c2, cx, s, b)
-    m_l, m_r = (s - a).astype(np.float64), (b - s).astype(np.float64)
-    v_l = np.maximum(r_left / np.maximum(m_l - 2, 1), VAR_FLOOR)
-    v_r = np.maximum(r_right / np.maximum(m_r - 2, 1), VAR_FLOOR)
+    var_floor: float,
+    prior: float,
+) -> tuple[float, float]:
+    """The gain of splitting ``[a, b)`` at ``s`` (step 5): the lines' part and the noise variances' part."""
+    r_left = _line_rss(c1, c2, cx, a, s)
+    r_right = _line_rss(c1, c2, cx, s, b)
+    m_l = s - a
+    m_r = b - s
+    v_l = max(r_left / max(m_l - 2, 1), var_floor)
+    v_r = max(r_right / max(m_r - 2, 1), var_floor)
     v = (m_l * v_l + m_r * v_r) / (m_l + m_r)
     # Local noise variance of [a, b) from the first differences about each side's mean difference
     # (its slope; the differences of a side sum to its last value minus its first), which a misfit
-    # of the lines barely moves, shrunk towards the series' (1) as if that were NOISE_PRIOR_POINTS
-    # more points. In a noisier stretch the lines' gain is measured in its own noise units.
-    dev_l = cd[s] - cd[a + 1] - (z[s - 1] - z[a]) ** 2 / np.maximum(m_l - 1, 1)
-    dev_r = cd[b] - cd[s + 1] - (z[b - 1] - z[s]) ** 2 / np.maximum(m_r - 1, 1)
-    local = ((dev_l + dev_r) / 2.0 + NOISE_PRIOR_POINTS) / (np.maximum(m_l + m_r - 4, 0) + NOISE_PRIOR_POINTS)
-    lines = (_rss(c1, c2, cx, a, b) - r_left - r_right) / (kappa * np.maximum(local, 1.0))
-    return lines, ((m_l + m_r) * np.log(v) - m_l * np.log(v_l) - m_r * np.log(v_r)) / kappa_var
+    # of the lines barely moves, shrunk towards the series' (1) as if that were `prior` more
+    # points. In a noisier stretch the lines' gain is measured in its own noise units.
+    dev_l = cd[s] - cd[a + 1] - (z[s - 1] - z[a]) ** 2 / max(m_l - 1, 1)
+    dev_r = cd[b] - cd[s + 1] - (z[b - 1] - z[s]) ** 2 / max(m_r - 1, 1)
+    local = ((dev_l + dev_r) / 2.0 + prior) / (max(m_l + m_r - 4, 0) + prior)
+    lines = (_line_rss(c1, c2, cx, a, b) - r_left - r_right) / (kappa * max(local, 1.0))
+    noise = ((m_l + m_r) * np.log(v) - m_l * np.log(v_l) - m_r * np.log(v_r)) / kappa_var
+    return lines, noise
 
 
-def _best_split(
-    sums: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray], a: int, b: int, min_seg: int, allowed: BoolArray, kappa: float,
+@njit(cache=True, nogil=True)
+def _binary_segmentation(
+    z: FloatArray,
+    c1: FloatArray,
+    c2: FloatArray,
+    cx: FloatArray,
+    cd: FloatArray,
+    allowed: BoolArray,
+    min_seg: int,
+    cut: float,
+    kappa: float,
     kappa_var: float,
-) -> tuple[int, float]:
-    """The split of ``[a, b)`` with the largest gain (-1 when none leaves ``min_seg`` points each side)."""
-    s = np.arange(a + min_seg, b - min_seg + 1)
-    s = s[allowed[s]] if len(s) else s
-    if len(s) == 0:
-        return -1, -np.inf
-    g = _gain(sums, np.full(len(s), a), s, np.full(len(s), b), kappa, kappa_var)
-    k = int(np.argmax(g))
-    return int(s[k]), float(g[k])
+    var_floor: float,
+    prior: float,
+) -> np.ndarray:
+    """Sorted splits of binary segmentation: the best split of a segment is kept when its gain exceeds ``cut``."""
+    n = len(z)
+    cand = np.empty(n, dtype=np.int64)
+    n_cand = 0
+    stack = np.empty((n + 2, 2), dtype=np.int64)
+    stack[0, 0], stack[0, 1] = 0, n
+    top = 1
+    while top > 0:
+        top -= 1
+        a, b = stack[top, 0], stack[top, 1]
+        best, at = -np.inf, -1
+        for s in range(a + min_seg, b - min_seg + 1):
+            if allowed[s]:
+                lines, noise = _gain_parts(z, c1, c2, cx, cd, a, s, b, kappa, kappa_var, var_floor, prior)
+                if lines + noise > best:
+                    best, at = lines + noise, s
+        if at >= 0 and best > cut:
+            cand[n_cand] = at
+            n_cand += 1
+            stack[top, 0], stack[top, 1] = a, at
+            stack[top + 1, 0], stack[top + 1, 1] = at, b
+            top += 2
+    return np.sort(cand[:n_cand])
+
+
+@njit(cache=True, nogil=True)
+def _eliminate(
+    z: FloatArray,
+    c1: FloatArray,
+    c2: FloatArray,
+    cx: FloatArray,
+    cd: FloatArray,
+    at: np.ndarray,
+    kappa: float,
+    kappa_var: float,
+    var_floor: float,
+    prior: float,
+) -> FloatArray:
+    """Backward elimination (step 5): the level of each split, the running maximum of the least gains at removal."""
+    k = len(at)
+    n = len(z)
+    level = np.zeros(k)
+    alive = np.ones(k, dtype=np.bool_)
+    running = -np.inf
+    for _ in range(k):
+        worst, worst_gain, prev = -1, np.inf, 0
+        for i in range(k):
+            if not alive[i]:
+                continue
+            nxt = n
+            for j in range(i + 1, k):
+                if alive[j]:
+                    nxt = at[j]
+                    break
+            lines, noise = _gain_parts(z, c1, c2, cx, cd, prev, at[i], nxt, kappa, kappa_var, var_floor, prior)
+            if lines + noise < worst_gain:
+                worst, worst_gain = i, lines + noise
+            prev = at[i]
+        running = max(running, worst_gain)
+        level[worst] = running
+        alive[worst] = False
+    return level
 
 
 def _fit(

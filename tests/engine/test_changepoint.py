@@ -277,3 +277,14 @@ def test_shift_of_4_sigma_after_deseasonalising_found_within_5_points() -> None:
         x[at:] += 4.0  # 4 noise sigmas, far below the daily swing of 10
         found = np.flatnonzero(ad.detect_change_points(x, granularity="hourly").is_change_point)
         assert len(found) == 1 and abs(found[0] - at) <= 5, (seed, found)
+
+
+def test_variance_change_found_and_the_noisier_part_not_cut_up() -> None:
+    found = other = 0
+    for seed in range(10):
+        x = np.random.default_rng(40 + seed).normal(size=400)
+        x[200:] *= 3.0 if seed % 2 else 1 / 3.0  # the noise triples, or drops to a third
+        cps = np.flatnonzero(ad.detect_change_points(x, period=0).is_change_point)
+        found += bool(np.any(np.abs(cps - 200) <= 10))
+        other += int(np.sum(np.abs(cps - 200) > 10))
+    assert found >= 9 and other <= 1, (found, other)
