@@ -51,10 +51,9 @@ The algorithm (our own; the retired service did not document its change-point mo
    posterior probability of the change against no change (even prior odds); every other point
    scores 0. **A point is a change point exactly when its confidence exceeds** ``threshold``
    (default 0.5: ``level`` above the penalty). Calibration, series without any change (see
-   ``docs/change_points.md``): white noise, 1 false change point in 460,000 points (0.17
-   per 10,000 in series of 200 points, 0 at 1,000 and 10,000); AR(1) noise with ``rho`` = 0.6, 0.2
-   per 10,000; clean seasonal series with spikes, 0.12 per 10,000
-   (``benchmarks/changepoints.py``).
+   ``docs/change_points.md``): white noise, none in 460,000 points (series of 200 to 10,000
+   points); AR(1) noise with ``rho`` = 0.6, 0.2 per 10,000 points; clean seasonal series with
+   spikes, none in 80,829 points (``benchmarks/changepoints.py``).
 
 ``RHO_MAX``, ``SEGMENT_DIVISOR`` and ``NOISE_PRIOR_POINTS`` were chosen on TCPD (with the penalty
 factor, 4 or 5, from a grid of 54); ``benchmarks/changepoints.py`` reports the choice
