@@ -234,7 +234,7 @@ def test_hierarchy_to_dict_and_pickle(cls: type[E.AnomalyDetectorError]) -> None
 def test_missing_dependency_names_the_extra() -> None:
     err = E.MissingDependency.for_extra("polars", "polars")
     assert isinstance(err, ImportError) and err.code == "MissingDependency"
-    assert "pip install 'ad_pipeline[polars]'" in err.message
+    assert "pip install 'ad-pipeline-anomaly[polars]'" in err.message
 
 
 # --------------------------------------------------------------------------- what is accepted
