@@ -209,10 +209,28 @@ class Source:
         return hit[0]
 
 
+_TEXT_TIMESTAMP = "__ad_text_timestamp"
+
+
+def _text_timestamps(texts: Any) -> Any:
+    """DuckDB UDF (Arrow in, Arrow out): text timestamps read by the engine's one parser, as UTC."""
+    import pyarrow as pa
+
+    from .engine.granularity import as_datetime64
+
+    valid = np.asarray(texts.is_valid())
+    out = np.full(len(texts), np.datetime64("NaT"), dtype="datetime64[us]")
+    if valid.any():
+        given = np.asarray(texts.to_numpy(zero_copy_only=False), dtype=object)[valid]
+        out[valid] = as_datetime64(given.astype(str), field="--timestamp").astype("datetime64[us]")
+    return pa.array(out, type=pa.timestamp("us"), mask=~valid)
+
+
 def _connect(path: str | None, *, read_only: bool, memory_limit: str) -> Any:
     import duckdb
 
     con = duckdb.connect(path or ":memory:", read_only=read_only)
+    con.create_function(_TEXT_TIMESTAMP, _text_timestamps, ["VARCHAR"], "TIMESTAMP", type="arrow")
     try:
         con.execute("SET memory_limit = ?", [memory_limit])
     except duckdb.Error as exc:
@@ -286,11 +304,13 @@ class Plan:
     n_series: int
     n_rows: int
     null_key_rows: int
+    ts_text: bool = False  # a text column: read by the engine's timestamp parser (ISO-8601, .NET dates)
 
     def query(self, src: Source) -> str:
         k = ", ".join(quote(c) for c in self.keys)
+        ts = f"{_TEXT_TIMESTAMP}({quote(self.ts)})" if self.ts_text else f"CAST({quote(self.ts)} AS TIMESTAMP)"
         return (
-            f"SELECT {k}, {quote(self.ts)}, {quote(self.value)}, CAST({quote(self.ts)} AS TIMESTAMP) AS __ad_ts, "
+            f"SELECT {k}, {quote(self.ts)}, {quote(self.value)}, {ts} AS __ad_ts, "
             f"CAST({quote(self.value)} AS DOUBLE) AS __ad_value FROM {src.from_sql} "
             f"WHERE ({_key_bound(self.keys, '>')}) AND ({_key_bound(self.keys, '<')}) ORDER BY {k}, __ad_ts"
         )
@@ -348,7 +368,8 @@ def make_plan(src: Source, args: argparse.Namespace) -> Plan:
             hi = tuple(c[i].as_py() for c in key_cols)
             chunks.append((lo, hi, i - start + 1, rows))
             start, rows = i + 1, 0
-    return Plan(keys, ts, value, chunks, len(n), int(n.sum()), int(null_rows))
+    ts_text = dict(src.columns)[ts] == "VARCHAR"
+    return Plan(keys, ts, value, chunks, len(n), int(n.sum()), int(null_rows), ts_text)
 
 
 @dataclass
