@@ -31,6 +31,7 @@ from ..errors import (
     InvalidSeries,
 )
 from .azure.impute import MAX_SPAN
+from .compiling import watch_compilation
 from .granularity import CALENDAR, grid_positions, infer_granularity, parse_timestamps
 from .model import EntireOutput, GridSeries, LastOutput, Model
 from .params import (
@@ -258,6 +259,7 @@ def _run(
     """Validate everything, run the models, return per-series outputs (or errors) and grid positions."""
     if errors not in ERRORS:
         raise BadArgument(f"The 'errors' field must be one of {', '.join(ERRORS)}, got {errors!r}.")
+    watch_compilation()
     vals, offs, ts, wall = check_batch_input(values, offsets, timestamps)
     n_series = len(offs) - 1
     known = CHANGE_POINT_DEFAULTS if kind == "change_points" else DETECT_DEFAULTS
