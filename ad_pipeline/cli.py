@@ -233,7 +233,8 @@ def _connect(path: str | None, *, read_only: bool, memory_limit: str) -> Any:
     import duckdb
 
     con = duckdb.connect(path or ":memory:", read_only=read_only)
-    con.create_function(_TEXT_TIMESTAMP, _text_timestamps, ["VARCHAR"], "TIMESTAMP", type="arrow")
+    con.create_function(_TEXT_TIMESTAMP, _text_timestamps, ["VARCHAR"], "TIMESTAMP", type="arrow",  # type: ignore[call-overload]
+                        null_handling="special")
     try:
         con.execute("SET memory_limit = ?", [memory_limit])
     except duckdb.Error as exc:
