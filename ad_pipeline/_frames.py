@@ -728,7 +728,7 @@ class AnomalyMethods:
 
         One panel per series: the value line, the expected line, the shaded boundary band,
         positive and negative anomalies in two colours and change points as vertical lines.
-        ``params`` are :meth:`detect`'s parameters. Needs matplotlib (``pip install 'ad_pipeline[plot]'``).
+        ``params`` are :meth:`detect`'s parameters. Needs matplotlib (``pip install 'ad-pipeline-anomaly[plot]'``).
 
         Returns
         -------

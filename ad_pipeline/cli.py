@@ -21,9 +21,12 @@ run), so adding one is a few lines.
 from __future__ import annotations
 
 import argparse
+import functools
 import heapq
+import json
 import os
 import re
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -33,12 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import AnomalyDetectorError, BadArgument
+from .errors import AnomalyDetectorError, BadArgument, MissingDependency
 
 PROG = "ad-pipeline"
 DEFAULT_CHUNK_ROWS = 1_000_000
 CHECKPOINT_ROWS = 1_000_000  # --into: DuckDB CHECKPOINT after this many written rows (bounds memory)
-ENGINE_BATCH_SERIES = 256  # series per engine call inside a chunk (sets how often the progress bar moves)
+ENGINE_BATCH_SERIES = 256  # at most this many series per engine call inside a chunk
+PROGRESS_STEPS = 20  # and at most 1/20 of all series, so that progress moves in about 5% steps
 DEMO_DB = "ad_pipeline_demo.duckdb"
 DEMO_SENSITIVITY = 85.0
 
@@ -209,10 +213,45 @@ class Source:
         return hit[0]
 
 
+_TEXT_TIMESTAMP = "__ad_text_timestamp"
+_TRY_TEXT_TIMESTAMP = "__ad_try_text_timestamp"  # errors="coerce": an unreadable text is NULL
+
+
+def _text_timestamps(texts: Any, *, coerce: bool = False) -> Any:
+    """DuckDB UDF (Arrow in, Arrow out): text timestamps read by the engine's one parser, as UTC."""
+    import pyarrow as pa
+
+    from .engine.granularity import as_datetime64
+
+    valid = np.asarray(texts.is_valid())
+    out = np.full(len(texts), np.datetime64("NaT"), dtype="datetime64[us]")
+    if valid.any():
+        given = np.asarray(texts.to_numpy(zero_copy_only=False), dtype=object)[valid].astype(str)
+        try:
+            out[valid] = as_datetime64(given, field="--timestamp").astype("datetime64[us]")
+        except AnomalyDetectorError:
+            if not coerce:
+                raise
+            out[valid] = [_one_timestamp_or_nat(t) for t in given]
+    return pa.array(out, type=pa.timestamp("us"), mask=np.isnat(out))
+
+
+def _one_timestamp_or_nat(text: str) -> np.datetime64:
+    from .engine.granularity import as_datetime64
+
+    try:
+        return as_datetime64([text], field="--timestamp").astype("datetime64[us]")[0]
+    except AnomalyDetectorError:
+        return np.datetime64("NaT", "us")
+
+
 def _connect(path: str | None, *, read_only: bool, memory_limit: str) -> Any:
     import duckdb
 
     con = duckdb.connect(path or ":memory:", read_only=read_only)
+    for name, coerce in ((_TEXT_TIMESTAMP, False), (_TRY_TEXT_TIMESTAMP, True)):
+        con.create_function(name, functools.partial(_text_timestamps, coerce=coerce), ["VARCHAR"], "TIMESTAMP",  # type: ignore[call-overload]
+                            type="arrow", null_handling="special")
     try:
         con.execute("SET memory_limit = ?", [memory_limit])
     except duckdb.Error as exc:
@@ -330,12 +369,16 @@ class Plan:
     n_rows: int
     null_key_rows: int
     coerce: bool = False  # errors="coerce": an unreadable timestamp is NULL, so only its series is invalid
+    ts_text: bool = False  # a text column: read by the engine's timestamp parser (ISO-8601, .NET dates)
 
     def query(self, src: Source) -> str:
         k = ", ".join(quote(c) for c in self.keys)
-        cast = "TRY_CAST" if self.coerce else "CAST"
+        if self.ts_text:
+            ts = f"{_TRY_TEXT_TIMESTAMP if self.coerce else _TEXT_TIMESTAMP}({quote(self.ts)})"
+        else:
+            ts = f"{'TRY_CAST' if self.coerce else 'CAST'}({quote(self.ts)} AS TIMESTAMP)"
         return (
-            f"SELECT {k}, {quote(self.ts)}, {quote(self.value)}, {cast}({quote(self.ts)} AS TIMESTAMP) AS __ad_ts, "
+            f"SELECT {k}, {quote(self.ts)}, {quote(self.value)}, {ts} AS __ad_ts, "
             f"CAST({quote(self.value)} AS DOUBLE) AS __ad_value FROM {src.from_sql} "
             f"WHERE ({_key_bound(self.keys, '>')}) AND ({_key_bound(self.keys, '<')}) ORDER BY {k}, __ad_ts"
         )
@@ -393,7 +436,9 @@ def make_plan(src: Source, args: argparse.Namespace) -> Plan:
             hi = tuple(c[i].as_py() for c in key_cols)
             chunks.append((lo, hi, i - start + 1, rows))
             start, rows = i + 1, 0
-    return Plan(keys, ts, value, chunks, len(n), int(n.sum()), int(null_rows), coerce=args.errors == "coerce")
+    ts_text = dict(src.columns)[ts] == "VARCHAR"
+    return Plan(keys, ts, value, chunks, len(n), int(n.sum()), int(null_rows),
+                coerce=args.errors == "coerce", ts_text=ts_text)
 
 
 @dataclass
@@ -591,8 +636,9 @@ def _pieces(src: Source, plan: Plan, kind: Kind) -> Iterator[tuple[Any, np.ndarr
     for lo, hi, _, _ in chunks:
         table = src.con.sql(sql, params=[*src.params, *plan.bound_params(lo, hi)]).to_arrow_table()
         offsets = _series_offsets(table, plan.keys)
-        for a in range(0, max(len(offsets) - 1, 1), ENGINE_BATCH_SERIES):
-            b = min(a + ENGINE_BATCH_SERIES, len(offsets) - 1)
+        step = min(ENGINE_BATCH_SERIES, max(1, -(-plan.n_series // PROGRESS_STEPS)))
+        for a in range(0, max(len(offsets) - 1, 1), step):
+            b = min(a + step, len(offsets) - 1)
             lo_row, hi_row = int(offsets[a]), int(offsets[b])
             yield table.slice(lo_row, hi_row - lo_row), offsets[a : b + 1] - lo_row, b - a
 
@@ -668,19 +714,42 @@ def _key_labels(part: Any, keys: list[str], offsets: np.ndarray) -> Callable[[in
     return label
 
 
+class _ProgressLines:
+    """Progress where there is no terminal (logs, CI, Airflow): a stderr line at each 10% or every 30 s."""
+
+    EVERY_SECONDS = 30.0
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.next_percent = max(total, 1), 0, 10
+        self.started = self.last = time.perf_counter()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.perf_counter()
+        percent = 100 * self.done / self.total
+        if percent >= self.next_percent or now - self.last >= self.EVERY_SECONDS:
+            print(f"{PROG}: {self.done:,}/{self.total:,} series ({percent:.0f}%), {now - self.started:.1f} s",
+                  file=sys.stderr, flush=True)
+            self.next_percent, self.last = (int(percent) // 10 + 1) * 10, now
+
+    def close(self) -> None: ...
+
+
+class _NoProgress:
+    def update(self, n: int) -> None: ...
+    def close(self) -> None: ...
+
+
 def _progress(total: int, quiet: bool) -> Any:
-    """A tqdm bar on a terminal (shown once a scan has run 2 s), else a no-op."""
+    """A tqdm bar on a terminal (shown once a scan has run 2 s), else lines every 10% (none if quiet)."""
+    if quiet:
+        return _NoProgress()
+    if not sys.stderr.isatty():
+        return _ProgressLines(total)
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm comes with the duckdb extra
-        quiet = True
-    if quiet or not sys.stderr.isatty():
-
-        class _Null:
-            def update(self, n: int) -> None: ...
-            def close(self) -> None: ...
-
-        return _Null()
+        return _ProgressLines(total)
     return tqdm(total=total, unit=" series", delay=2.0, file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
 
 
@@ -868,15 +937,24 @@ def run_demo(args: argparse.Namespace) -> int:
         f"found {found:,} of {injected:,} injected anomalies ({found / max(injected, 1):.1%}) "
         f"at sensitivity {args.sensitivity:g}; {flagged - found:,} other points flagged"
     )
+    db = shlex.quote(args.db)
     print(
-        f"scan again: {PROG} scan --db {args.db} --table metrics --key key --timestamp ts --value value "
+        f"scan again: {_self_command()} scan --db {db} --table metrics --key key --timestamp ts --value value "
         f"--into metrics_anomalies --sensitivity {args.sensitivity:g}"
     )
-    print(
-        f"explore:    python -c \"import duckdb; duckdb.connect({args.db!r}).sql('SELECT key, ts, value, "
-        "expected_value, severity FROM metrics_anomalies WHERE is_anomaly ORDER BY severity DESC LIMIT 10').show()\""
+    explore = (
+        f"import duckdb; duckdb.connect({json.dumps(args.db)}, read_only=True).sql(\"SELECT key, ts, value, "
+        "expected_value, severity FROM metrics_anomalies WHERE is_anomaly ORDER BY severity DESC LIMIT 10\").show()"
     )
+    print(f"explore:    {shlex.quote(sys.executable)} -c {shlex.quote(explore)}")
     return 0
+
+
+def _self_command() -> str:
+    """How to run this command again, as typed in a shell: the console script that runs, or the module."""
+    if os.path.basename(sys.argv[0]) == PROG:
+        return shlex.quote(sys.argv[0])
+    return f"{shlex.quote(sys.executable)} -m ad_pipeline.cli"
 
 
 # --------------------------------------------------------------------------- command table and main
@@ -927,7 +1005,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     chosen = next((a for a in (argv or []) if a in COMMANDS), None)
     for name, cmd in COMMANDS.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
-        if chosen is None or name == chosen:
+        if name == chosen:  # `ad-pipeline --help` imports no command's dependencies
             cmd.add_arguments(p)
             _add_common(p)
     return parser
@@ -938,12 +1016,38 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+#: the extra that brings each optional package a command imports
+_EXTRA_OF = {"duckdb": "duckdb", "pyarrow": "duckdb", "tqdm": "duckdb", "fastapi": "server", "uvicorn": "server",
+             "starlette": "server", "pydantic": "server", "matplotlib": "plot"}  # fmt: skip
+
+
+def _missing_extra(exc: ImportError) -> MissingDependency | None:
+    """The MissingDependency naming the extra to install, for an optional package that is absent."""
+    if isinstance(exc, MissingDependency):
+        return exc
+    root = (exc.name or "").split(".")[0]
+    return MissingDependency.for_extra(root, _EXTRA_OF[root]) if root in _EXTRA_OF else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ad-pipeline``; returns the exit status (0 done, 2 bad input, 1 other failure)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(argv).parse_args(argv)
+    try:
+        args = build_parser(argv).parse_args(argv)
+    except ImportError as exc:  # the options of `serve` come from the server module
+        missing = _missing_extra(exc)
+        if missing is None:
+            raise
+        print(f"{PROG}: error: {missing.code}: {missing.message}", file=sys.stderr)
+        return 2
     try:
         return COMMANDS[args.command].run(args)
+    except ImportError as exc:
+        missing = _missing_extra(exc)
+        if missing is None or getattr(args, "traceback", False):
+            raise
+        print(f"{PROG}: error: {missing.code}: {missing.message}", file=sys.stderr)
+        return 2
     except (InputError, AnomalyDetectorError) as exc:
         msg = f"{exc.code}: {exc.message}" if isinstance(exc, AnomalyDetectorError) else str(exc)
         print(f"{PROG}: error: {msg.splitlines()[0]}", file=sys.stderr)

@@ -110,6 +110,16 @@ class InvalidModelFile(AnomalyDetectorError):
     code = "InvalidModelFile"
 
 
+#: The name of this project on PyPI (``pip install 'ad-pipeline-anomaly[duckdb]'``); the import name
+#: stays ``ad_pipeline``. (``ad-pipeline`` on PyPI is an unrelated project.)
+DISTRIBUTION = "ad-pipeline-anomaly"
+
+
+def pip_install(extra: str) -> str:
+    """The command installing ``extra`` of this project: ``pip install 'ad-pipeline-anomaly[duckdb]'``."""
+    return f"pip install '{DISTRIBUTION}[{extra}]'"
+
+
 class MissingDependency(AnomalyDetectorError, ImportError):
     """An optional integration is used without its extra installed."""
 
@@ -119,7 +129,7 @@ class MissingDependency(AnomalyDetectorError, ImportError):
     def for_extra(cls, package: str, extra: str) -> MissingDependency:
         return cls(
             f"This feature needs the {package!r} package, which is not installed; "
-            f"install it with: pip install 'ad_pipeline[{extra}]'"
+            f"install it with: {pip_install(extra)}"
         )
 
 

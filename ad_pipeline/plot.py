@@ -2,7 +2,7 @@
 
 Used by ``df.anomaly.plot(...)`` (pandas, polars) and reusable by any adapter (the DuckDB CLI):
 build one ``dict`` per series and call :func:`plot_series`. matplotlib is imported only here,
-when called (``pip install 'ad_pipeline[plot]'``), and no pyplot state is touched: the figure
+when called (``pip install 'ad-pipeline-anomaly[plot]'``), and no pyplot state is touched: the figure
 is a plain :class:`matplotlib.figure.Figure` rendered by the Agg canvas.
 
 >>> import numpy as np

@@ -1,7 +1,8 @@
 """A drop-in replacement for the Azure Anomaly Detector REST service (univariate).
 
 Serves ``POST /anomalydetector/{v1.0,v1.1}/timeseries/{entire,last,changepoint}/detect`` with
-Azure's request and response bodies, on the same engine as the Python API: code written for
+Azure's request and response bodies (and the 2019 preview's ``/anomalyfinder/v2.0/timeseries/
+{entire,last}/detect``, answering in its PascalCase), on the same engine as the Python API: code written for
 Azure keeps working once its endpoint and key point here. Needs the ``[server]`` extra
 (FastAPI + uvicorn); start it with ``ad-pipeline serve``.
 
@@ -54,10 +55,12 @@ __all__ = [
     "GRID_FACTOR",
     "KEY_HEADER",
     "KEYS_ENV",
+    "PREVIEW_PATH",
     "build_parser",
     "create_app",
     "load_keys",
     "main",
+    "preview_body",
     "serve",
 ]
 
@@ -73,6 +76,10 @@ GRID_FACTOR = 16
 API_VERSIONS = ("v1.0", "v1.1")
 _EXTRA_API_VERSIONS = ("v1.1-preview", "v1.1-preview.1")
 _KINDS = ("entire", "last", "changepoint")
+#: The 2019 preview ("Anomaly Finder v2"), which Azure's first quick starts call: entire and last
+#: detect only, answering in PascalCase (``IsAnomaly``, ``ExpectedValues``, ...) without ``severity``
+PREVIEW_PATH = "/anomalyfinder/v2.0/timeseries/{kind}/detect"
+_PREVIEW_KINDS = ("entire", "last")
 
 
 # --------------------------------------------------------------------------- OpenAPI schemas
@@ -270,10 +277,13 @@ def _parse(body: Any, kind: str) -> tuple[Any, Any, dict[str, Any]]:
     return parse_request(body, "changepoint" if kind == "changepoint" else "detect")
 
 
-def _grid_points(timestamps: Any, kwargs: dict[str, Any]) -> int | None:
+def _grid_points(values: Any, timestamps: Any, kwargs: dict[str, Any], kind: str) -> int | None:
     """How many grid points the engine will model (given + missing ones), or None if it will refuse anyway."""
+    import numpy as np
+
+    from ad_pipeline.engine.batch import points_only
     from ad_pipeline.engine.granularity import as_datetime64, grid_positions, infer_granularity
-    from ad_pipeline.engine.params import check_custom_interval, check_granularity
+    from ad_pipeline.engine.params import SeriesParams, check_custom_interval, check_granularity
 
     try:
         granularity = check_granularity(kwargs.get("granularity"))
@@ -283,12 +293,16 @@ def _grid_points(timestamps: Any, kwargs: dict[str, Any]) -> int | None:
             granularity, interval = infer_granularity(ts)
         if granularity == "none" or len(ts) == 0:
             return len(ts)
-        return int(grid_positions(ts, granularity, interval)[-1]) + 1
-    except AnomalyDetectorError:  # the engine reports it, in its own order of checks
+        m = int(grid_positions(ts, granularity, interval)[-1]) + 1
+        params = SeriesParams(method=kwargs.get("method") or "azure", period=kwargs.get("period"))
+        if kind != "changepoint" and points_only(params, m, m - int(np.count_nonzero(~np.isnan(values)))):
+            return len(ts)  # the model sees the points alone, not their grid
+        return m
+    except (AnomalyDetectorError, TypeError):  # the engine reports it, in its own order of checks
         return None
 
 
-def _check_limits(values: Any, timestamps: Any, kwargs: dict[str, Any], max_points: int) -> None:
+def _check_limits(values: Any, timestamps: Any, kwargs: dict[str, Any], max_points: int, kind: str) -> None:
     """The service's size limits (the library has none): points given, and the grid they span."""
     if len(values) > max_points:
         raise InvalidSeries(
@@ -296,7 +310,7 @@ def _check_limits(values: Any, timestamps: Any, kwargs: dict[str, Any], max_poin
             "(the limit of this server, set with --max-points)."
         )
     if timestamps is not None:
-        grid = _grid_points(timestamps, kwargs)
+        grid = _grid_points(values, timestamps, kwargs, kind)
         if grid is not None and grid > GRID_FACTOR * max_points:
             raise InvalidSeries(
                 f"The 'series' field spans {grid} points of its granularity ({grid - len(values)} of them missing), "
@@ -305,17 +319,28 @@ def _check_limits(values: Any, timestamps: Any, kwargs: dict[str, Any], max_poin
             )
 
 
-def _detect(kind: str, raw: bytes, max_points: int) -> dict[str, Any]:
+def preview_body(body: dict[str, Any]) -> dict[str, Any]:
+    """A v1 response body (camelCase, ``to_dict()``) as the 2019 preview answered it: PascalCase, no severity.
+
+    >>> preview_body({"period": 7, "isAnomaly": [False], "severity": [0.0]})
+    {'Period': 7, 'IsAnomaly': [False]}
+    """
+    return {key[0].upper() + key[1:]: value for key, value in body.items() if key != "severity"}
+
+
+def _detect(kind: str, raw: bytes, max_points: int, preview: bool = False) -> dict[str, Any]:
     """Body bytes -> response body: the whole CPU-bound part of a request (run in a worker thread)."""
     import ad_pipeline as ad
 
     values, timestamps, kwargs = _parse(_decode(raw), kind)
-    _check_limits(values, timestamps, kwargs, max_points)
+    _check_limits(values, timestamps, kwargs, max_points, kind)
     if kind == "entire":
-        return ad.detect_entire(values, timestamps, **kwargs).to_dict()
-    if kind == "last":
-        return ad.detect_last(values, timestamps, **kwargs).to_dict()
-    return ad.detect_change_points(values, timestamps, **kwargs).to_dict()
+        body = ad.detect_entire(values, timestamps, **kwargs).to_dict()
+    elif kind == "last":
+        body = ad.detect_last(values, timestamps, **kwargs).to_dict()
+    else:
+        body = ad.detect_change_points(values, timestamps, **kwargs).to_dict()
+    return preview_body(body) if preview else body
 
 
 def create_app(
@@ -404,16 +429,20 @@ def create_app(
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def make_endpoint(kind: str) -> Callable[[Request], Any]:
+    def make_endpoint(kind: str, preview: bool = False) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             authorize(request)
             raw = await read_body(request)
             # parsing and detection are CPU-bound: a worker thread keeps the event loop responsive
-            body = await run_in_threadpool(_detect, kind, raw, max_points)
+            body = await run_in_threadpool(_detect, kind, raw, max_points, preview)
             return JSONResponse(body)
 
-        endpoint.__name__ = f"detect_{kind}"
+        endpoint.__name__ = f"detect_{kind}{'_preview' if preview else ''}"
         return endpoint
+
+    for kind in _PREVIEW_KINDS:  # same engine, same refusals; undocumented in /openapi.json
+        app.add_api_route(PREVIEW_PATH.format(kind=kind), make_endpoint(kind, preview=True), methods=["POST"],
+                          include_in_schema=False, operation_id=f"{kind}_detect_v2_0_preview")
 
     security: list[dict[str, list[str]]] | None = [{"SubscriptionKey": []}] if key_bytes is not None else None
     for version in API_VERSIONS + _EXTRA_API_VERSIONS:

@@ -2,12 +2,15 @@
 
     python examples/detectors_on_real_data.py [SERIES] [OUT.png]
 
-SERIES is a NAB file below ../shared/bench/nab (default realKnownCause/nyc_taxi.csv).
+SERIES is a NAB file below ../shared/bench/nab (default realKnownCause/nyc_taxi.csv); OUT.png
+defaults to detectors_nab.png in ``$AD_PIPELINE_OUT`` (default ``out/``, not tracked). The figure
+in docs/img was made with ``OUT.png = docs/img/detectors_nab.png``.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import sys
 from pathlib import Path
 
@@ -21,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str]) -> int:
     name = argv[1] if len(argv) > 1 else "realKnownCause/nyc_taxi.csv"
-    out = Path(argv[2]) if len(argv) > 2 else ROOT / "docs" / "img" / "detectors_nab.png"
+    out = Path(argv[2]) if len(argv) > 2 else Path(os.environ.get("AD_PIPELINE_OUT", "out")) / "detectors_nab.png"
     with open(ROOT.parent / "shared" / "bench" / "nab" / name, newline="") as fh:
         rows = list(csv.DictReader(fh))
     ts = np.array([r["timestamp"].replace(" ", "T") for r in rows], dtype="datetime64[s]")

@@ -1,6 +1,6 @@
 """Anomaly detection in DuckDB SQL: table macros, list functions, and a file database.
 
-Run: ``python examples/duckdb_sql.py`` (needs ``pip install 'ad_pipeline[duckdb]'``).
+Run: ``python examples/duckdb_sql.py`` (needs ``pip install 'ad-pipeline-anomaly[duckdb]'``).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Detect anomalies in a few hourly series with pandas and plot them to a PNG.
 
-Run: python examples/plot_anomalies.py [out.png]   (default: ./out/anomalies.png)
+Run: python examples/plot_anomalies.py [out.png]   (default: anomalies.png in $AD_PIPELINE_OUT, else ./out/)
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def make_frame(seed: int = 7) -> pd.DataFrame:
 
 
 def main(path: str | None = None) -> Path:
-    out = Path(path) if path else Path("out") / "anomalies.png"
+    out = Path(path) if path else Path(os.environ.get("AD_PIPELINE_OUT", "out")) / "anomalies.png"
     df = make_frame()
     found = df.anomaly.detect(value="requests", by="service", sensitivity=85)
     print(found[found["is_anomaly"]].sort_values(["service", "timestamp"])[["service", "timestamp", "requests"]])

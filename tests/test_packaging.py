@@ -1,7 +1,10 @@
-"""Every package of the source tree ships in the wheel (pyproject lists packages explicitly)."""
+"""Every package of the source tree ships in the wheel (pyproject lists packages explicitly); every
+`pip install` line of the docs names our distribution."""
 
 from __future__ import annotations
 
+import re
+import shlex
 import tomllib
 from pathlib import Path
 
@@ -24,3 +27,55 @@ def test_sql_macros_are_readable_as_package_resources() -> None:
 
     names = {p.name for p in files("ad_pipeline.sql").iterdir() if p.name.endswith(".sql")}
     assert names == {p.name for p in (ROOT / "sql").glob("*.sql")}
+
+
+# --------------------------------------------------------------------------- the distribution name
+
+# what a `pip install` line of the docs may name besides this project: tools and Azure's own SDK
+OTHER_PACKAGES = {"uv", "azure-ai-anomalydetector"}
+PIP_INSTALL = re.compile(r"pip install ((?:[^`\n#;&|)]|\\\n)+)")
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pip_install_requirements(text: str) -> list[str]:
+    """The requirement arguments of every ``pip install`` command in ``text`` (options and paths dropped)."""
+    found = []
+    for m in PIP_INSTALL.finditer(text):
+        args = shlex.split(m.group(1).replace("\\\n", " "))
+        skip_next = False
+        for arg in args:
+            if skip_next:
+                skip_next = False
+            elif arg in ("-r", "--requirement", "--python", "-c", "--constraint", "-e", "--editable"):
+                skip_next = arg not in ("-e", "--editable")
+            elif not arg.startswith("-") and arg not in (".", "./"):
+                found.append(arg)
+    return found
+
+
+def test_pip_install_lines_name_our_distribution() -> None:
+    from ad_pipeline.errors import DISTRIBUTION
+
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"] == DISTRIBUTION
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    ours = 0
+    for path in docs:
+        for req in pip_install_requirements(path.read_text()):
+            name = _normalize(re.split(r"[\[<>=!~ ]", req, maxsplit=1)[0])
+            assert name == DISTRIBUTION or name in OTHER_PACKAGES, f"{path.name}: pip install {req!r}"
+            ours += name == DISTRIBUTION
+    assert ours >= 5, f"only {ours} install lines of {DISTRIBUTION} in README and docs/"
+
+
+def test_the_install_line_check_catches_a_foreign_name() -> None:
+    text = "```bash\npip install 'ad_pipeline[server]'   # FastAPI\n```\nuv pip install --python x -r req.txt -e ."
+    assert pip_install_requirements(text) == ["ad_pipeline[server]"]
+
+
+def test_missing_dependency_names_our_distribution() -> None:
+    from ad_pipeline.errors import DISTRIBUTION, MissingDependency
+
+    assert f"pip install '{DISTRIBUTION}[duckdb]'" in MissingDependency.for_extra("duckdb", "duckdb").message

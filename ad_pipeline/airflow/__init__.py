@@ -5,12 +5,14 @@ Importing this package imports nothing heavy: Airflow calls :func:`get_provider_
 :mod:`ad_pipeline.airflow.operators` (imported when used).
 
 >>> get_provider_info()["package-name"]
-'ad-pipeline'
+'ad-pipeline-anomaly'
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from ..errors import DISTRIBUTION
 
 __all__ = ["get_provider_info", "AnomalyDetectionOperator", "LastPointAnomalyOperator", "ChangePointOperator",
            "TabularAnomalyOperator"]
@@ -28,7 +30,7 @@ def get_provider_info() -> dict[str, Any]:
     ['ad_pipeline.airflow.operators', 'ad_pipeline.airflow.tabular']
     """
     return {
-        "package-name": "ad-pipeline",
+        "package-name": DISTRIBUTION,
         "name": "ad_pipeline",
         "description": "Time-series anomaly detection (Azure Anomaly Detector compatible) over SQL tables.",
         "versions": ["0.1.0"],

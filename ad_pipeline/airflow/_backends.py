@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..errors import BadArgument, MissingDependency
+from ..errors import BadArgument, MissingDependency, pip_install
 
 
 class Params:
@@ -264,7 +264,7 @@ class PostgresBackend(Backend):
         if not hasattr(self.conn, "pgconn"):
             raise MissingDependency(
                 "The PostgreSQL backend needs psycopg 3 (the postgres hook fell back to psycopg2); "
-                "install it with: pip install 'ad_pipeline[postgres]'"
+                f"install it with: {pip_install('postgres')}"
             )
         self.write_style = "format"
         self.read_style = "numeric_dollar"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,9 @@ from ..errors import (
     InvalidModelArgument,
     InvalidSeries,
 )
-from .granularity import as_datetime64, grid_positions, infer_granularity
+from .azure.impute import MAX_SPAN
+from .compiling import watch_compilation
+from .granularity import CALENDAR, grid_positions, infer_granularity, parse_timestamps
 from .model import EntireOutput, GridSeries, LastOutput, Model
 from .params import (
     ChangePointParams,
@@ -73,8 +76,9 @@ Keys = Sequence[Any] | Callable[[int], Any] | None
 
 def check_batch_input(
     values: ArrayLike, offsets: ArrayLike, timestamps: ArrayLike | None
-) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.datetime64] | None]:
-    """Flat values, offsets and timestamps as numpy arrays; refuse inconsistent layouts."""
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.datetime64] | None, NDArray[np.datetime64] | None]:
+    """Flat values, offsets, timestamps (UTC) and their wall-clock times (None unless time zones came)
+    as numpy arrays; refuse inconsistent layouts."""
     try:
         vals = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
@@ -98,14 +102,14 @@ def check_batch_input(
             f"The 'offsets' field must start at 0, never decrease and end at len(values) = {len(vals)}, "
             f"got {got}."
         )
-    ts = None
+    ts = wall = None
     if timestamps is not None:
-        ts = as_datetime64(timestamps)
+        ts, wall = parse_timestamps(timestamps)
         if ts.shape != vals.shape:
             raise BadArgument(
                 f"The 'timestamps' field must hold one timestamp per value ({len(vals)}), got {len(ts)}."
             )
-    return vals, offs, ts
+    return vals, offs, ts, wall
 
 
 def _first_non_numeric(values: Any) -> str:
@@ -122,10 +126,42 @@ def _first_non_numeric(values: Any) -> str:
     return "values that cannot be read as numbers"
 
 
+def points_only(params: SeriesParams | ChangePointParams, m: int, n_missing: int) -> bool:
+    """Whether the Azure model sees only the given points, in order, of a grid of ``m`` points.
+
+    The original fills no gap of a grid spanning more than 17,280 points and detects no period on
+    a grid more than half empty (AZURE_ALGORITHM.md §5, §7): such a series (a point decades after
+    the others, say) is modelled on its points alone, so the grid is never built.
+    """
+    return (
+        isinstance(params, SeriesParams)
+        and params.method == "azure"
+        and m > MAX_SPAN
+        and n_missing > 0.5 * m
+        and (params.period or 0) <= 1
+    )
+
+
+def _calendar_time(
+    ts: NDArray[np.datetime64], wall: NDArray[np.datetime64] | None, granularity: str | None
+) -> NDArray[np.datetime64]:
+    """The times a grid is laid on: local wall-clock times for daily, weekly, monthly and yearly
+    grids of time-zone-aware input (local midnights across a DST change), UTC otherwise."""
+    if wall is None:
+        return ts
+    if granularity is None:
+        try:
+            granularity = infer_granularity(wall)[0]
+        except AnomalyDetectorError:
+            return ts
+    return wall if granularity in CALENDAR else ts
+
+
 def _prepare(
     values: NDArray[np.float64],
     ts: NDArray[np.datetime64] | None,
     params: SeriesParams | ChangePointParams,
+    wall: NDArray[np.datetime64] | None = None,
 ) -> tuple[GridSeries[Any], NDArray[np.int64]]:
     """Validate one series and place it on its grid; returns the series and each point's grid index."""
     n_obs = int(np.count_nonzero(~np.isnan(values)))
@@ -145,13 +181,15 @@ def _prepare(
         pos = np.arange(len(values), dtype=np.int64)
     else:
         inferred = granularity is None
+        ts = _calendar_time(ts, wall, granularity)
         if granularity is None:
             granularity, interval = infer_granularity(ts)
         pos = grid_positions(ts, granularity, interval)
         m = int(pos[-1]) + 1
         # an explicit granularity keeps Azure's answer for sparse grids (a recorded case has 24
         # microsecond points over 23,001 grid points); only a grid too big for memory is refused
-        if m > MAX_GRID_FACTOR * len(values) and (inferred or m > MAX_GRID_POINTS):
+        too_big = inferred or (m > MAX_GRID_POINTS and not points_only(params, m, m - n_obs))
+        if m > MAX_GRID_FACTOR * len(values) and too_big:
             what = (
                 f"The timestamps fit no regular grid: their common step (granularity {granularity!r}, "
                 f"custom_interval {interval})"
@@ -172,12 +210,7 @@ def _prepare(
             f"The 'series' field must hold more than 2 periods: period {params.period} needs at least "
             f"{2 * params.period + 1} points, got {m}."
         )
-    if m == len(values):
-        grid = values
-    else:
-        grid = np.full(m, np.nan)
-        grid[pos] = values
-    n_missing = int(np.count_nonzero(np.isnan(grid)))
+    n_missing = m - n_obs  # grid points without a point, and points without a value
     seasonal = isinstance(params, SeriesParams) and params.period is not None and params.period > 1
     if seasonal and n_missing > 0.5 * m:
         raise InvalidSeries(
@@ -185,6 +218,17 @@ def _prepare(
             f"{params.period} the 'series' field needs at least {math.ceil(0.5 * m)} of its {m} grid "
             f"points, got {m - n_missing}."
         )
+    if points_only(params, m, n_missing):
+        assert isinstance(params, SeriesParams)
+        params = replace(params, period=params.period or 0, impute_mode="notFill")
+        return GridSeries(values=values, granularity=granularity, custom_interval=interval, params=params), (
+            np.arange(len(values), dtype=np.int64)
+        )
+    if m == len(values):
+        grid = values
+    else:
+        grid = np.full(m, np.nan)
+        grid[pos] = values
     return GridSeries(values=grid, granularity=granularity, custom_interval=interval, params=params), pos
 
 
@@ -215,7 +259,8 @@ def _run(
     """Validate everything, run the models, return per-series outputs (or errors) and grid positions."""
     if errors not in ERRORS:
         raise BadArgument(f"The 'errors' field must be one of {', '.join(ERRORS)}, got {errors!r}.")
-    vals, offs, ts = check_batch_input(values, offsets, timestamps)
+    watch_compilation()
+    vals, offs, ts, wall = check_batch_input(values, offsets, timestamps)
     n_series = len(offs) - 1
     known = CHANGE_POINT_DEFAULTS if kind == "change_points" else DETECT_DEFAULTS
     unknown = set(parameters) - set(known)
@@ -237,7 +282,9 @@ def _run(
                 raise p
             if kind == "last" and (b == a or np.isnan(vals[b - 1])):
                 raise InvalidSeries("The last point of the 'series' field must have a value, got a missing value.")
-            grids[i], positions[i] = _prepare(vals[a:b], None if ts is None else ts[a:b], p)
+            grids[i], positions[i] = _prepare(
+                vals[a:b], None if ts is None else ts[a:b], p, None if wall is None else wall[a:b]
+            )
         except AnomalyDetectorError as exc:
             err = _with_series(exc, _label(keys, i, n_series))
             if errors == "raise":

@@ -14,6 +14,9 @@ gaps in ``k`` are missing points that the model imputes.
 
 from __future__ import annotations
 
+import datetime as _dt
+import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -30,26 +33,65 @@ _NS = {
     "microsecond": 10**3,
 }
 _MONTHS = {"monthly": 1, "yearly": 12}
+#: grids laid on local wall-clock time when time zones are given (a day is a local day)
+CALENDAR = ("daily", "weekly", "monthly", "yearly")
 
 # What inference prefers, coarsest first: a step that is a whole number of a unit gets that unit.
 _INFER_ORDER = ("weekly", "daily", "hourly", "minutely", "secondly", "microsecond")
 
 
-def as_datetime64(timestamps: Any, *, field: str = "timestamp") -> NDArray[np.datetime64]:
-    """Timestamps as ``datetime64[ns]`` (ISO-8601 strings, datetimes and datetime64 accepted).
+#: what a string timestamp may look like (named in the refusal of one that parses in none)
+ACCEPTED_FORMS = (
+    "ISO-8601 (2021-12-16T04:39:32, with or without fractional seconds and a 'Z' or +hh:mm offset) or "
+    ".NET general date (12/16/2021 4:39:32 AM, M/d/yyyy h:mm[:ss] with AM/PM or a 24-hour clock, or M/d/yyyy)"
+)
+_DOTNET = re.compile(
+    r"(\d{1,2})/(\d{1,2})/(\d{4})"
+    r"(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,7}))?)?(?:\s*([AaPp])\.?[Mm]\.?)?)?"
+    r"(?:\s*(Z|[+-]\d{2}:?\d{2}))?"
+)
 
-    Time zones are converted to UTC and dropped (``"2019-08-10T00:00:00+00:00"`` works).
+
+def as_datetime64(timestamps: Any, *, field: str = "timestamp") -> NDArray[np.datetime64]:
+    """Timestamps as ``datetime64[ns]`` in UTC (strings, datetimes and datetime64 accepted).
+
+    Strings are read by :func:`parse_timestamp` (ISO-8601 or .NET general dates, the forms Azure
+    took); offsets and time zones are converted to UTC and dropped.
+
+    >>> as_datetime64(["2019-08-10T02:00:00+02:00", " 12/16/2021 4:39:32 PM "]).tolist()
+    [1565395200000000000, 1639672772000000000]
+    """
+    return parse_timestamps(timestamps, field=field)[0]
+
+
+def parse_timestamps(
+    timestamps: Any, *, field: str = "timestamp"
+) -> tuple[NDArray[np.datetime64], NDArray[np.datetime64] | None]:
+    """``(utc, wall)``: the timestamps in UTC, and their local wall-clock times when any carried a time zone.
+
+    The wall-clock times (``None`` for naive or UTC-only input) are what a calendar grid (daily,
+    weekly, monthly, yearly) is laid on: local midnights stay midnights across DST changes.
     """
     arr = np.asarray(timestamps)
+    wall_us = None
     if np.issubdtype(arr.dtype, np.datetime64):
         wide = arr.astype("datetime64[us]")
+    elif (fast := _parse_plain_iso(arr)) is not None:
+        wide = fast
     else:
-        try:
-            wide = np.array([_parse_one(t) for t in arr.ravel()], dtype="datetime64[us]").reshape(arr.shape)
-        except (TypeError, ValueError) as exc:
-            raise BadArgument(
-                f"The {field!r} field must hold ISO-8601 timestamps or datetime64 values, got {exc}."
-            ) from None
+        flat = arr.ravel()
+        utc = np.empty(len(flat), dtype="datetime64[us]")
+        offsets = np.zeros(len(flat), dtype=np.int64)  # minutes east of UTC
+        for i, t in enumerate(flat):
+            try:
+                utc[i], offsets[i] = _parse_one(t)
+            except (TypeError, ValueError, OverflowError):
+                raise BadArgument(
+                    f"The {field!r} field must hold timestamps as {ACCEPTED_FORMS}, got {(str(t) if isinstance(t, str) else t)!r:.60} at index {i}."
+                ) from None
+        wide = utc.reshape(arr.shape)
+        if offsets.any():
+            wall_us = (utc + offsets.astype("timedelta64[m]")).reshape(arr.shape)
     if np.isnat(wide).any():
         i = int(np.flatnonzero(np.isnat(wide))[0])
         raise BadArgument(f"The {field!r} field must not hold missing timestamps, got NaT at index {i}.")
@@ -60,31 +102,72 @@ def as_datetime64(timestamps: Any, *, field: str = "timestamp") -> NDArray[np.da
             f"The {field!r} field must hold timestamps between {_NS_RANGE[0]} and {_NS_RANGE[1]}, "
             f"got {wide.ravel()[i]} at index {i}."
         )
-    return arr.astype("datetime64[ns]") if arr.dtype == np.dtype("datetime64[ns]") else wide.astype("datetime64[ns]")
+    utc_ns = arr.astype("datetime64[ns]") if arr.dtype == np.dtype("datetime64[ns]") else wide.astype("datetime64[ns]")
+    return utc_ns, (None if wall_us is None else wall_us.astype("datetime64[ns]"))
+
+
+def _parse_plain_iso(arr: NDArray[Any]) -> NDArray[np.datetime64] | None:
+    """numpy's vectorised reading of naive ISO-8601 strings (most input), or None to go point by point."""
+    if arr.dtype.kind != "U":
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy warns on offsets (it would drop them): go point by point
+        try:
+            return arr.astype("datetime64[us]")
+        except (ValueError, TypeError, Warning):
+            return None
 
 
 _NS_RANGE = (np.datetime64("1678-01-01", "us"), np.datetime64("2262-04-11", "us"))
 
 
-def _parse_one(t: Any) -> np.datetime64:
-    if isinstance(t, str):
-        s = t.strip()
-        if s[-1:] in ("Z", "z"):
-            s = s[:-1]
-        # numpy parses "2019-08-10T00:00:00" but not offsets: apply them ourselves
-        for sign in ("+", "-"):
-            idx = s.rfind(sign)
-            if idx > 10 and ":" in s[idx:] and len(s) - idx in (6,):
-                hh, mm = int(s[idx + 1 : idx + 3]), int(s[idx + 4 : idx + 6])
-                offset = np.timedelta64(hh * 60 + mm, "m")
-                base = np.datetime64(s[:idx], "us")
-                return base - offset if sign == "+" else base + offset
-        return np.datetime64(s, "us")
-    if hasattr(t, "tzinfo") and getattr(t, "tzinfo", None) is not None:
-        import datetime as _dt
+def parse_timestamp(text: str) -> tuple[np.datetime64, int]:
+    """One string timestamp as ``(UTC datetime64[us], offset in minutes east of UTC)``.
 
-        t = t.astimezone(_dt.UTC).replace(tzinfo=None)
-    return np.datetime64(t, "us")
+    The forms Azure took: ISO-8601 with or without an offset or ``Z``, and .NET general dates
+    (month first, 12-hour clock with AM/PM or 24-hour); spaces around the value are ignored.
+    Raises ``ValueError`` for anything else.
+
+    >>> t, offset = parse_timestamp("12/16/2021 4:39:32 PM ")
+    >>> str(t), offset
+    ('2021-12-16T16:39:32.000000', 0)
+    >>> t, offset = parse_timestamp("2024-03-31T00:00:00+02:00")
+    >>> str(t), offset
+    ('2024-03-30T22:00:00.000000', 120)
+    """
+    s = text.strip()
+    try:
+        d = _dt.datetime.fromisoformat(s)
+    except ValueError:
+        d = _dt.datetime.fromisoformat(_dotnet_as_iso(s))
+    offset = d.utcoffset()
+    minutes = 0 if offset is None else int(offset.total_seconds() // 60)
+    naive = d.replace(tzinfo=None) - (offset or _dt.timedelta(0))
+    return np.datetime64(naive, "us"), minutes
+
+
+def _dotnet_as_iso(s: str) -> str:
+    """A .NET general date (``12/16/2021 4:39:32 AM``) as ISO-8601; ``ValueError`` if it is none."""
+    m = _DOTNET.fullmatch(s)
+    if m is None:
+        raise ValueError(f"not a timestamp: {s!r}")
+    month, day, year, hh, mm, ss, frac, ampm, zone = m.groups()
+    hour = int(hh or 0)
+    if ampm is not None:
+        if not 1 <= hour <= 12:
+            raise ValueError(f"hour {hour} with {ampm}M")
+        hour = hour % 12 + (12 if ampm in "Pp" else 0)
+    iso = f"{year}-{int(month):02d}-{int(day):02d}T{hour:02d}:{mm or '00'}:{ss or '00'}"
+    return iso + (f".{frac}" if frac else "") + (zone or "")
+
+
+def _parse_one(t: Any) -> tuple[np.datetime64, int]:
+    if isinstance(t, str):
+        return parse_timestamp(t)
+    if isinstance(t, _dt.datetime) and t.tzinfo is not None:
+        offset = t.utcoffset() or _dt.timedelta(0)
+        return np.datetime64(t.replace(tzinfo=None) - offset, "us"), int(offset.total_seconds() // 60)
+    return np.datetime64(t, "us"), 0
 
 
 def step_ns(granularity: str, custom_interval: int) -> int:

@@ -63,61 +63,6 @@ def airflow_db() -> dict[str, float]:
     return {"migrate_seconds": elapsed}
 
 
-_API: list[Any] = []
-
-
-def _patch_in_process_execution_api() -> None:
-    """Work around two faults of Airflow 3.2.2 with the locked pydantic 2.14 / fastapi 0.165 / starlette 1.x.
-
-    1. ``TIStateUpdate`` declares its callable discriminator as ``Field(discriminator=fn)``, which
-       this pydantic refuses ("needs a discriminator field"), so the execution API cannot be built;
-       ``Discriminator(fn)`` is the spelling it accepts.
-    2. ``dag.test()`` builds a new in-process API per task and drops the object holding its lifespan
-       (``app.state.svcs_registry`` disappears when it is garbage-collected); one API kept alive for
-       the session avoids that and the rebuild per task.
-
-    Each patch applies only when the fault is present.
-    """
-    from typing import Annotated
-
-    import airflow.api_fastapi.execution_api.datamodels.taskinstance as ti_models
-    from pydantic import Discriminator, TypeAdapter
-    from pydantic.errors import PydanticUserError
-
-    try:
-        TypeAdapter(ti_models.TIStateUpdate)
-    except PydanticUserError:
-        ti_models.TIStateUpdate = Annotated[  # type: ignore[misc]
-            ti_models.TIStateUpdate.__origin__, Discriminator(ti_models.ti_state_discriminator)
-        ]
-
-    import airflow.sdk.execution_time.supervisor as supervisor
-
-    original = supervisor.in_process_api_server
-    if getattr(original, "_ad_pipeline_cached", False):
-        return
-
-    def in_process_api_server() -> Any:
-        if not _API:
-            api = original()
-            api.transport  # noqa: B018 - starts the lifespan
-            deadline = time.monotonic() + 30
-            while not hasattr(api.app.state, "svcs_registry") and time.monotonic() < deadline:
-                time.sleep(0.05)
-            _API.append(api)
-        return _API[0]
-
-    in_process_api_server._ad_pipeline_cached = True  # type: ignore[attr-defined]
-    supervisor.in_process_api_server = in_process_api_server
-
-
-@pytest.fixture(scope="session")
-def dag_test_ready(airflow_db: dict[str, float]) -> dict[str, float]:
-    """An Airflow home where ``dag.test()`` runs tasks in-process."""
-    _patch_in_process_execution_api()
-    return airflow_db
-
-
 # --------------------------------------------------------------------------- PostgreSQL
 
 

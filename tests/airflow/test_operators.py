@@ -79,7 +79,8 @@ def test_provider_info_is_registered_and_plain() -> None:
     eps = [e for e in entry_points(group="apache_airflow_provider") if e.value.startswith("ad_pipeline")]
     assert len(eps) == 1
     info = eps[0].load()()
-    assert isinstance(info, dict) and info["package-name"] == "ad-pipeline"
+    # Airflow refuses a provider whose package-name is not the name of the distribution that ships it
+    assert isinstance(info, dict) and info["package-name"] == eps[0].dist.name == "ad-pipeline-anomaly"
     assert info["operators"][0]["python-modules"] == ["ad_pipeline.airflow.operators", "ad_pipeline.airflow.tabular"]
 
 

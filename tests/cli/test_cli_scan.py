@@ -299,3 +299,26 @@ def test_a_missing_or_unreadable_timestamp_invalidates_only_its_series(warehouse
     got = _rows(warehouse, "SELECT key, count(*), count(anomaly_error_code), count(is_anomaly) FROM res "
                            "GROUP BY key ORDER BY key")  # fmt: skip
     assert got == [(f"series_000{i}", 120, 120 if i == 2 else 0, 0 if i == 2 else 120) for i in range(5)]
+
+
+def test_text_timestamps_are_read_by_the_engines_parser(tmp_path, capsys):
+    """A CSV holding .NET general dates (month first, AM/PM, a trailing space) scans like ISO-8601."""
+    rng = np.random.default_rng(5)
+    t = np.datetime64("2021-12-01T04:39:32") + np.arange(48) * np.timedelta64(1, "D")
+    rows = [(k, ts, 10 + rng.normal() + 20 * (i == 30)) for k in ("a", "b") for i, ts in enumerate(t)]
+    paths = {}
+    for form, fmt in (("iso", lambda v: str(v)), ("dotnet", lambda v: v.item().strftime("%m/%d/%Y %I:%M:%S %p ")
+                                                                     .lstrip("0").replace("/0", "/"))):
+        paths[form] = tmp_path / f"{form}.csv"
+        paths[form].write_text("key,ts,value\n" + "".join(f"{k},{fmt(ts)},{v}\n" for k, ts, v in rows))
+        assert main(["scan", "--input", str(paths[form]), "--out", str(tmp_path / f"{form}_out.parquet"),
+                     "--quiet"]) == 0
+    con = duckdb.connect()
+    got = {form: con.execute(f"SELECT key, {', '.join(RESULTS)} FROM '{tmp_path / form}_out.parquet' "
+                             ).fetchall() for form in paths}
+    assert got["iso"] == got["dotnet"] and sum(r[1] for r in got["iso"]) >= 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text(paths["dotnet"].read_text().replace("12/5/2021", "12/5/2021 yesterday", 1))
+    assert main(["scan", "--input", str(bad), "--out", str(tmp_path / "bad.parquet")]) != 0
+    err = capsys.readouterr().err
+    assert "BadArgument" in err and "yesterday" in err and ".NET general date" in err

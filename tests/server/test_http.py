@@ -315,12 +315,13 @@ def test_integer_beyond_float_range_is_refused_not_500(client):
     assert r.status_code == 400 and r.json()["code"] == "InvalidSeries"
 
 
-@pytest.mark.parametrize("kind", ["entire", "last", "changepoint"])
+@pytest.mark.parametrize("kind", ["changepoint", "auto"])
 def test_sparse_grid_is_limited_too(client, kind):
     # 24 daily points declared as secondly data span 2 million grid points: refused before the engine runs
-    # (change-point detection would try to allocate terabytes)
-    body = {"series": _series(24), "granularity": "secondly"}
-    r = client.post(f"/anomalydetector/v1.1/timeseries/{kind}/detect", json=body, headers=HEADERS)
+    # when the grid would be built (change-point detection would try to allocate terabytes; so would auto)
+    body = {"series": _series(24), "granularity": "secondly"} | ({"method": "auto"} if kind == "auto" else {})
+    path = f"/anomalydetector/v1.1/timeseries/{'entire' if kind == 'auto' else kind}/detect"
+    r = client.post(path, json=body, headers=HEADERS)
     assert r.status_code == 400 and r.json()["code"] == "InvalidSeries"
     assert "1987201" in r.json()["message"] and "granularity" in r.json()["message"]
     # sparse series are fine up to 16 x the point limit (the engine imputes or skips the gaps)
@@ -330,6 +331,44 @@ def test_sparse_grid_is_limited_too(client, kind):
         wide = _series(29) + _series(1, start="2025-06-01")  # 30 points over 518 days > 16 x 30
         r = c.post(LAST, json={"series": wide, "granularity": "daily"}, headers=HEADERS)
         assert r.status_code == 400 and "spans 518" in r.json()["message"]
+
+
+@pytest.mark.parametrize("kind", ["entire", "last"])
+def test_a_gap_of_decades_is_answered_as_azure_did(client, kind):
+    # the Azure model fills no grid above 17,280 points and finds no period on a grid more than half
+    # empty: it models the points alone, so the server does not refuse the grid (1.6e9 points here)
+    series = [{"timestamp": f"2000-01-01T00:00:{s:02d}Z", "value": float(s % 5)} for s in range(40)]
+    series.append({"timestamp": "2050-06-01T00:00:00Z", "value": 3.0})
+    body = {"series": series, "granularity": "secondly"}
+    got = _post(client, f"/anomalydetector/v1.1/timeseries/{kind}/detect", body)
+    values, stamps, kw = parse_request(body)
+    assert got == (ad.detect_entire if kind == "entire" else ad.detect_last)(values, stamps, **kw).to_dict()
+    assert got["period"] == 0
+
+
+def test_dotnet_timestamps_as_azure_took_them(client):
+    body = azure_example_request()
+    iso = _post(client, ENTIRE, body)
+    for point in body["series"]:  # 1972-01-01T00:00:00Z -> "1/1/1972 12:00:00 AM " (.NET general date)
+        y, m, d = (int(p) for p in point["timestamp"][:10].split("-"))
+        point["timestamp"] = f"{m}/{d}/{y} 12:00:00 AM "
+    assert _post(client, ENTIRE, body) == iso
+    body["series"][7]["timestamp"] = "8/1/1972 25:00:00 AM"
+    r = client.post(ENTIRE, json=body, headers=HEADERS)
+    assert r.status_code == 400 and r.json()["code"] == "BadArgument"
+    assert "'8/1/1972 25:00:00 AM'" in r.json()["message"] and "index 7" in r.json()["message"]
+
+
+def test_preview_paths_answer_in_pascal_case_with_the_same_refusals(client):
+    body = azure_example_request()
+    for kind, path in (("entire", ENTIRE), ("last", LAST)):
+        preview = f"/anomalyfinder/v2.0/timeseries/{kind}/detect"
+        want = {k[0].upper() + k[1:]: v for k, v in _post(client, path, body).items() if k != "severity"}
+        assert _post(client, preview, body) == want
+        bad = body | {"sensitivity": 120}
+        r1, r2 = (client.post(p, json=bad, headers=HEADERS) for p in (path, preview))
+        assert (r1.status_code, r1.json()) == (r2.status_code, r2.json()) == (400, r1.json())
+        assert client.post(preview, json=body).status_code == 401
 
 
 def test_method_extension_reaches_the_engine(client) -> None:
