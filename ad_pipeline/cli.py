@@ -21,7 +21,6 @@ run), so adding one is a few lines.
 from __future__ import annotations
 
 import argparse
-import functools
 import heapq
 import json
 import os
@@ -217,8 +216,17 @@ _TEXT_TIMESTAMP = "__ad_text_timestamp"
 _TRY_TEXT_TIMESTAMP = "__ad_try_text_timestamp"  # errors="coerce": an unreadable text is NULL
 
 
-def _text_timestamps(texts: Any, *, coerce: bool = False) -> Any:
+def _text_timestamps(texts: Any) -> Any:
     """DuckDB UDF (Arrow in, Arrow out): text timestamps read by the engine's one parser, as UTC."""
+    return _read_text_timestamps(texts, coerce=False)
+
+
+def _try_text_timestamps(texts: Any) -> Any:
+    """The same UDF for errors="coerce": a text no form reads is NULL (its series alone is invalid)."""
+    return _read_text_timestamps(texts, coerce=True)
+
+
+def _read_text_timestamps(texts: Any, *, coerce: bool) -> Any:
     import pyarrow as pa
 
     from .engine.granularity import as_datetime64
@@ -249,9 +257,9 @@ def _connect(path: str | None, *, read_only: bool, memory_limit: str) -> Any:
     import duckdb
 
     con = duckdb.connect(path or ":memory:", read_only=read_only)
-    for name, coerce in ((_TEXT_TIMESTAMP, False), (_TRY_TEXT_TIMESTAMP, True)):
-        con.create_function(name, functools.partial(_text_timestamps, coerce=coerce), ["VARCHAR"], "TIMESTAMP",  # type: ignore[call-overload]
-                            type="arrow", null_handling="special")
+    for name, udf in ((_TEXT_TIMESTAMP, _text_timestamps), (_TRY_TEXT_TIMESTAMP, _try_text_timestamps)):
+        con.create_function(name, udf, ["VARCHAR"], "TIMESTAMP", type="arrow",  # type: ignore[call-overload]
+                            null_handling="special")
     try:
         con.execute("SET memory_limit = ?", [memory_limit])
     except duckdb.Error as exc:

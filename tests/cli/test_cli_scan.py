@@ -302,7 +302,8 @@ def test_a_missing_or_unreadable_timestamp_invalidates_only_its_series(warehouse
 
 
 def test_text_timestamps_are_read_by_the_engines_parser(tmp_path, capsys):
-    """A CSV holding .NET general dates (month first, AM/PM, a trailing space) scans like ISO-8601."""
+    """A CSV holding .NET general dates (month first, AM/PM, a trailing space) scans like ISO-8601; with
+    --errors raise a text no form reads stops the scan, naming the value."""
     rng = np.random.default_rng(5)
     t = np.datetime64("2021-12-01T04:39:32") + np.arange(48) * np.timedelta64(1, "D")
     rows = [(k, ts, 10 + rng.normal() + 20 * (i == 30)) for k in ("a", "b") for i, ts in enumerate(t)]
@@ -319,6 +320,6 @@ def test_text_timestamps_are_read_by_the_engines_parser(tmp_path, capsys):
     assert got["iso"] == got["dotnet"] and sum(r[1] for r in got["iso"]) >= 2
     bad = tmp_path / "bad.csv"
     bad.write_text(paths["dotnet"].read_text().replace("12/5/2021", "12/5/2021 yesterday", 1))
-    assert main(["scan", "--input", str(bad), "--out", str(tmp_path / "bad.parquet")]) != 0
+    assert main(["scan", "--input", str(bad), "--out", str(tmp_path / "bad.parquet"), "--errors", "raise"]) != 0
     err = capsys.readouterr().err
     assert "BadArgument" in err and "yesterday" in err and ".NET general date" in err
