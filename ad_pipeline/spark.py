@@ -117,8 +117,13 @@ def whole_series(batches: Iterator[pa.RecordBatch], keys: Sequence[str]) -> Iter
 
 
 def _arrow(col: Column, kind: str, string: pa.DataType) -> pa.Array:
-    """A result column as an Arrow array; masked entries (``errors="coerce"``) become null."""
-    return pa.array(col.values, type=_ARROW_TYPES.get(kind, string), mask=col.mask)
+    """A result column as an Arrow array: the results of invalid series (``errors="coerce"``) are null.
+
+    (The error columns hold None where there is no error; their mask marks where there is one.)
+    """
+    if kind == "str":
+        return pa.array(col.values, type=string)
+    return pa.array(col.values, type=_ARROW_TYPES[kind], mask=col.mask)
 
 
 def detect_table(table: pa.Table, req: Request, string: pa.DataType | None = None) -> pa.Table:
@@ -264,7 +269,13 @@ def score_outliers(sdf: Any, model: TabularDetector, *, top: int = 3) -> Any:
     :meth:`df.anomaly.score_outliers <ad_pipeline._tabular_frames.score_outliers>` does for
     pandas. Each Arrow batch is scored in one call; rows stay where they are (no shuffle).
     """
-    from ._tabular_frames import SCORE_COLUMNS, arrow_to_columns, check_model, model_scores, top_features_arrow
+    from ._tabular_frames import (
+        SCORE_COLUMNS,
+        arrow_to_columns,
+        check_model,
+        model_scores,
+        top_features_arrow,
+    )
 
     if not isinstance(top, int) or isinstance(top, bool) or top < 0:
         raise BadArgument(f"The 'top' field must be a non-negative integer, got {top!r}.")
