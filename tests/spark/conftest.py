@@ -73,7 +73,10 @@ class _MemorySampler(threading.Thread):
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):  # .ci/run installs it
-        pytest.skip("the Spark tests need a Java runtime (apt-get install openjdk-17-jre-headless)")
+        why = "the Spark tests need a Java runtime (apt-get install openjdk-17-jre-headless)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but {why}")
+        pytest.skip(why)
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
