@@ -4,7 +4,8 @@ The session is small on purpose (CI budget: under 60 s and 1.5 GB for this folde
 driver heap, 4 shuffle partitions, no UI, AQE partition coalescing off (it left one core idle
 with UDF-heavy stages), Arrow batches of 200 rows (so that long test series straddle batches).
 At the end pytest prints the wall time of the tests in this folder and the peak memory of the
-test process, the JVM and its Python workers together (summed PSS: shared pages counted once).
+JVM, its Python workers and the growth of the test process since the session started, together
+(summed PSS: shared pages counted once).
 """
 
 from __future__ import annotations
@@ -36,11 +37,12 @@ def _pss_kb(pid: int) -> int:
 
 
 class _MemorySampler(threading.Thread):
-    """Samples the summed PSS of the test process, the JVM and its Python workers; keeps the peak."""
+    """Samples the summed PSS of the JVM, its Python workers and the test process's growth; keeps the peak."""
 
-    def __init__(self, jvm_pid: int | None) -> None:
+    def __init__(self, jvm_pid: int | None, base_kb: int) -> None:
         super().__init__(daemon=True)
         self.jvm_pid = jvm_pid
+        self.base_kb = base_kb  # the test process before Spark started (other tests may have run)
         self.peak_kb = 0
         self.parts: dict[str, int] = {}
         self.stopped = threading.Event()
@@ -48,7 +50,7 @@ class _MemorySampler(threading.Thread):
     def sample(self) -> None:
         import psutil
 
-        parts = {"test process": _pss_kb(os.getpid())}
+        parts = {"test process growth": max(_pss_kb(os.getpid()) - self.base_kb, 0)}
         if self.jvm_pid is not None:
             try:
                 root = psutil.Process(self.jvm_pid)
@@ -82,6 +84,7 @@ def spark() -> Iterator[Any]:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ["PYSPARK_PYTHON"] = sys.executable  # the workers run the test interpreter
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    base_kb = _pss_kb(os.getpid())
     session = (
         SparkSession.builder.master("local[2]")
         .appName("ad_pipeline-tests")
@@ -98,7 +101,7 @@ def spark() -> Iterator[Any]:
     )
     session.sparkContext.setLogLevel("ERROR")
     proc = session.sparkContext._gateway.proc
-    sampler = _MemorySampler(None if proc is None else proc.pid)
+    sampler = _MemorySampler(None if proc is None else proc.pid, base_kb)
     sampler.start()
     _COST["sampler"] = sampler
     yield session
@@ -124,6 +127,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     parts = ", ".join(f"{k} {v / 1024:.0f} MB" for k, v in sampler.parts.items())
     terminalreporter.write_line(
-        f"tests/spark: {_COST['seconds']:.1f} s, peak memory {sampler.peak_kb / 1024:.0f} MB (PSS of the "
-        f"test process + JVM + Python workers, sampled every 0.2 s: {parts}); CI budget 60 s, 1536 MB"
+        f"tests/spark: {_COST['seconds']:.1f} s, peak memory {sampler.peak_kb / 1024:.0f} MB (summed PSS "
+        f"of the JVM, the Python workers and the test process's growth, sampled every 0.2 s: {parts}); CI budget 60 s, 1536 MB"
     )
