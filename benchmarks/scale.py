@@ -182,7 +182,7 @@ def main() -> None:
         df.to_parquet(path, row_group_size=200_000)
         df.head(20 * args.points).to_parquet(warm)
         t_pandas = run_pandas(df)
-        rows.append(("pandas accessor (1 core)", t_pandas, {"process": _peak_rss_mb()}))
+        rows.append(("pandas accessor (in process)", t_pandas, {"process": _peak_rss_mb()}))
         print(f"  pandas: {t_pandas:.1f} s", flush=True)
         if not args.skip_spark:
             for cores in (2, 1):

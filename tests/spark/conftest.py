@@ -44,6 +44,8 @@ class _MemorySampler(threading.Thread):
         self.jvm_pid = jvm_pid
         self.base_kb = base_kb  # the test process before Spark started (other tests may have run)
         self.peak_kb = 0
+        self.cpu: dict[int, float] = {}  # CPU seconds (user + system) of each process under the JVM
+        self.cpu_base = sum(os.times()[:2])
         self.parts: dict[str, int] = {}
         self.stopped = threading.Event()
 
@@ -63,6 +65,11 @@ class _MemorySampler(threading.Thread):
                 except psutil.NoSuchProcess:
                     continue
                 parts[name] = parts.get(name, 0) + _pss_kb(p.pid)
+                try:
+                    t = p.cpu_times()
+                    self.cpu[p.pid] = max(self.cpu.get(p.pid, 0.0), t.user + t.system)
+                except psutil.NoSuchProcess:
+                    pass
         total = sum(parts.values())
         if total > self.peak_kb:
             self.peak_kb, self.parts = total, parts
@@ -126,7 +133,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if sampler is None:
         return
     parts = ", ".join(f"{k} {v / 1024:.0f} MB" for k, v in sampler.parts.items())
+    cpu = sum(sampler.cpu.values()) + sum(os.times()[:2]) - sampler.cpu_base
     terminalreporter.write_line(
-        f"tests/spark: {_COST['seconds']:.1f} s, peak memory {sampler.peak_kb / 1024:.0f} MB (summed PSS "
+        f"tests/spark: {_COST['seconds']:.1f} s wall, {cpu:.0f} CPU s (test process + JVM + Python workers; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores), peak memory {sampler.peak_kb / 1024:.0f} MB (summed PSS "
         f"of the JVM, the Python workers and the test process's growth, sampled every 0.2 s: {parts}); CI budget 60 s, 1536 MB"
     )
