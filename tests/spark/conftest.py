@@ -10,6 +10,7 @@ JVM, its Python workers and the growth of the test process since the session sta
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -107,6 +108,7 @@ def spark() -> Iterator[Any]:
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # no "closing connection" lines after pytest's streams close
     proc = session.sparkContext._gateway.proc
     sampler = _MemorySampler(None if proc is None else proc.pid, base_kb)
     sampler.start()
