@@ -118,12 +118,10 @@ def spark() -> Iterator[Any]:
     session.stop()
 
 
-@pytest.fixture(autouse=True)
-def _measure(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Wall time of every Spark test (the session's start included)."""
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Wall time of every test in this folder, its fixtures of every scope included (the session's start)."""
     t0 = time.perf_counter()
-    if "spark" in request.fixturenames:
-        request.getfixturevalue("spark")
     yield
     _COST["seconds"] += time.perf_counter() - t0
     if _COST["sampler"] is not None:
