@@ -23,7 +23,11 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-ADAPTERS: dict[str, str] = {"pandas": "ad_pipeline.pandas", "polars": "ad_pipeline.polars"}
+ADAPTERS: dict[str, str] = {
+    "pandas": "ad_pipeline.pandas",
+    "polars": "ad_pipeline.polars",
+    "dask.dataframe": "ad_pipeline.dask",
+}
 
 
 def _register(library: str) -> None:

@@ -35,6 +35,8 @@ __all__ = [
     "top_features_arrow",
     "arrow_column",
     "arrow_to_columns",
+    "check_model",
+    "model_scores",
     "SCORE_COLUMNS",
     "TabularOutlierMethods",
 ]
@@ -212,20 +214,31 @@ def top_features_arrow(explanation: TabularExplanation) -> Any:
     return pa.ListArray.from_arrays(offsets, structs)
 
 
-def _scores(df: Any, model: TabularDetector, top: int) -> tuple[np.ndarray, TabularExplanation | None]:
+def check_model(model: TabularDetector, names: Sequence[str]) -> None:
+    """Refuse anything but a fitted detector whose features are all among the column ``names``."""
     from .engine.tabular import TabularDetector
 
     if not isinstance(model, TabularDetector):
         raise BadArgument(f"The 'model' field must be a fitted TabularDetector, got {type(model).__name__}.")
     model._check_fitted()
-    names = [str(c) for c in df.columns]
     lacking = [f for f in model.feature_names_in_ if f not in set(names)]
     if lacking:
-        raise BadArgument(f"The data lacks the feature(s) {lacking!r} the model was fitted on; it has {names!r}.")
-    cols = frame_to_columns(df, list(model.feature_names_in_))
-    anomaly = model.decision_function(cols)
-    explanation = model.explain(cols, top=top) if top else None
+        raise BadArgument(f"The data lacks the feature(s) {lacking!r} the model was fitted on; it has {list(names)!r}.")
+
+
+def model_scores(
+    model: TabularDetector, columns: dict[str, np.ndarray], top: int
+) -> tuple[np.ndarray, TabularExplanation | None]:
+    """The ``anomaly`` scores of the rows (engine columns) and, if ``top``, their explanation."""
+    anomaly = model.decision_function(columns)
+    explanation = model.explain(columns, top=top) if top else None
     return anomaly, explanation
+
+
+def _scores(df: Any, model: TabularDetector, top: int) -> tuple[np.ndarray, TabularExplanation | None]:
+    names = [str(c) for c in df.columns]
+    check_model(model, names)
+    return model_scores(model, frame_to_columns(df, list(model.feature_names_in_)), top)
 
 
 def score_outliers(df: Any, model: TabularDetector, *, top: int = 3) -> Any:

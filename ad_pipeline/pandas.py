@@ -40,7 +40,9 @@ _NO_COPY: dict[str, Any] = {"copy": False} if int(pd.__version__.split(".")[0]) 
 def _column(col: Column) -> Any:
     """A result column as a pandas array: nullable dtypes where ``errors="coerce"`` may put nulls."""
     v, m = col.values, col.mask
-    if m is None or v.dtype.kind in "fO":
+    if v.dtype.kind == "O":  # error codes / messages: str or None; one dtype even when all are None
+        return pd.array(v, dtype="str")
+    if m is None or v.dtype.kind == "f":
         return v
     if v.dtype.kind == "b":
         return pd.arrays.BooleanArray(v, m)
