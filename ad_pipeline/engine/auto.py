@@ -56,7 +56,9 @@ from ..errors import AnomalyDetectorError
 from .arrays import interp_nan
 from .model import EntireOutput, GridSeries, LastOutput
 
-TREND_WINDOW = 31  # points: the fast trend, follows level shifts within ~15 points
+TREND_WINDOW = 31  # points: detrending window of the period choice
+FAST_WINDOW = 31  # points: the fast level (one-sided median), follows wandering series
+SLOW_WINDOW = 241  # points: the slow level, does not absorb platforms and level shifts
 SMOOTH_RATIO = 1.5  # the one-season trend is kept unless it leaves 1.5x the fast trend's spread
 SCALE_WINDOW = 576  # points: the local noise scale is a median over blocks of ~2 days of 5-minute data
 MIN_SEASONAL_STRENGTH = 0.3
@@ -143,29 +145,6 @@ def _choose_period(x: NDArray[np.float64], candidates: list[int]) -> int:
     return period
 
 
-def _fit(y: NDArray[np.float64], period: int, window: int) -> NDArray[np.float64]:
-    """Running-median trend (``window`` points) plus per-phase median season, refined once."""
-    if not period:
-        return _running_median(y, window)
-    trend = _running_median(y, max(window, period + 1))
-    trend = _running_median(y - _phase_median(y - trend, period), window)
-    return trend + _phase_median(y - trend, period)
-
-
-def _trend_window(x: NDArray[np.float64], period: int, long_window: int) -> int:
-    """The smooth (one-season) trend unless the fast one explains the data clearly better.
-
-    A smooth trend does not absorb sustained anomalies (a flat-lined day, a stuck sensor); a
-    fast one follows series that wander without a pattern. Keep the smooth one unless it leaves
-    ``SMOOTH_RATIO`` times the spread of the fast one.
-    """
-    if long_window <= TREND_WINDOW or len(x) < 2 * long_window:
-        return TREND_WINDOW
-    smooth = _mad(x - _fit(x, period, long_window))
-    fast = _mad(x - _fit(x, period, TREND_WINDOW))
-    return long_window if smooth <= SMOOTH_RATIO * fast else TREND_WINDOW
-
-
 def _block_median(a: NDArray[np.float64], window: int, fallback: float) -> NDArray[np.float64]:
     """Local median of ``a`` (NaN = left out): medians of blocks of ``window/4`` points, smoothed over 5 blocks."""
     n = len(a)
@@ -203,6 +182,36 @@ def _scale(r: NDArray[np.float64], period: int, spread: float, masked: NDArray[n
     return np.maximum(sc, floor)
 
 
+def _one_sided_median(d: NDArray[np.float64], window: int) -> NDArray[np.float64]:
+    """Median of the ``window`` points before each point (after it, for the first ``window`` points).
+
+    Every point is judged against the same amount of data on one side, so the first and the last
+    points are judged like the middle (no extrapolated trend, no shrinking window at the ends),
+    and the newest point gets the verdict a causal (streaming) detector would give it.
+    """
+    n = len(d)
+    w = max(1, min(int(window), n - 1) | 1)
+    if w >= n:
+        w -= 2
+    if w < 1:
+        return np.full(n, float(np.median(d)))
+    h = w // 2
+    centred = median_filter(d, size=w, mode="nearest")
+    idx = np.arange(n)
+    src = np.where(idx >= w, idx - h - 1, idx + h + 1)
+    return centred[np.clip(src, 0, n - 1)]
+
+
+def _season(x: NDArray[np.float64], period: int) -> NDArray[np.float64]:
+    """Per-phase median of ``x`` less its one-season running median, refined once (zero without a period)."""
+    if not period:
+        return np.zeros(len(x))
+    w = period + 1 | 1
+    s = _phase_median(x - median_filter(x, size=min(w, len(x) - (1 - len(x) % 2)), mode="reflect"), period)
+    s = _phase_median(x - median_filter(x - s, size=min(w, len(x) - (1 - len(x) % 2)), mode="reflect"), period)
+    return s - np.median(s)
+
+
 def _detect(gs: GridSeries) -> EntireOutput:
     p = gs.params
     values = gs.values
@@ -215,32 +224,47 @@ def _detect(gs: GridSeries) -> EntireOutput:
         period = p.period if 1 < p.period <= n // 2 else 0
     else:
         period = _choose_period(x, candidates)
-    window = _trend_window(x, period, period or (candidates[0] if candidates else 0))
     thr = threshold(p.sensitivity)
     spread = float(np.std(x))
+    windows = [w for w in (FAST_WINDOW, max(SLOW_WINDOW, 2 * period + 1)) if w]
 
-    expected = _fit(x, period, window)
-    z = np.abs(x - expected) / _scale(x - expected, period, spread, np.zeros(n, dtype=bool))
-    masked = z > thr
-    if masked.any():  # incident masking: refit without the first pass' anomalies
-        expected = _fit(np.where(masked, expected, x), period, window)
-    resid = x - expected
-    scale = _scale(resid, period, spread, masked)
-    z = np.abs(resid) / scale
-    tail = float(np.quantile(z, TAIL_QUANTILE)) / float(ndtri(0.5 + TAIL_QUANTILE / 2))
-    thr *= np.sqrt(max(1.0, tail))
+    masked = np.zeros(n, dtype=bool)
+    for _ in range(2):  # the second pass fits without the first pass' anomalies (incident masking)
+        y = np.where(masked, np.nan, x)
+        y = _fill_nan(y, float(np.median(x)))
+        season = _season(y, period)
+        d = x - season
+        dy = y - season
+        comps = []
+        for w in windows:
+            level = _one_sided_median(dy, w)
+            resid = d - level
+            scale = _scale(resid, period, spread, masked)
+            z = np.abs(resid) / scale
+            ok = z[~masked] if (~masked).sum() > 10 else z
+            tail = float(np.quantile(ok, TAIL_QUANTILE)) / float(ndtri(0.5 + TAIL_QUANTILE / 2))
+            comps.append((level, resid, scale, thr * float(np.sqrt(max(1.0, tail)))))
+        ratio = np.stack([np.abs(r) / (t * sc) for _, r, sc, t in comps])
+        score = ratio.max(axis=0)
+        masked = score > 1.0
+
+    win = np.argmax(ratio, axis=0)
+    pick = np.arange(n)
+    level = np.stack([c[0] for c in comps])[win, pick]
+    resid = np.stack([c[1] for c in comps])[win, pick]
+    margin = np.stack([c[3] * c[2] for c in comps])[win, pick]
+    expected = season + level
 
     obs = np.ones(n, dtype=bool) if contiguous else observed
-    flag = (z > thr) & obs
+    flag = (score > 1.0) & obs
     limit = int(np.ceil(p.max_anomaly_ratio * n))
     if flag.sum() > limit:
-        keep = np.argsort(-np.where(flag, z, -np.inf), kind="stable")[:limit]
+        keep = np.argsort(-np.where(flag, score, -np.inf), kind="stable")[:limit]
         capped = np.zeros(n, dtype=bool)
         capped[keep] = True
         flag &= capped
-    margin = thr * scale
     margin = np.where(~flag & (np.abs(resid) > margin), np.abs(resid), margin)
-    severity = np.where(flag, 1.0 - thr / np.maximum(z, thr), 0.0)
+    severity = np.where(flag, 1.0 - 1.0 / np.maximum(score, 1.0), 0.0)
 
     def grid(a: NDArray, fill: float | bool) -> NDArray:
         if not contiguous:
