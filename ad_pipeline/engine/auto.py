@@ -202,6 +202,11 @@ def _one_sided_median(d: NDArray[np.float64], window: int) -> NDArray[np.float64
     return centred[np.clip(src, 0, n - 1)]
 
 
+def _centred_median(d: NDArray[np.float64], window: int) -> NDArray[np.float64]:
+    w = max(1, min(int(window), len(d)) | 1)
+    return median_filter(d, size=w, mode="nearest")
+
+
 def _season(x: NDArray[np.float64], period: int) -> NDArray[np.float64]:
     """Per-phase median of ``x`` less its one-season running median, refined once (zero without a period)."""
     if not period:
@@ -224,9 +229,13 @@ def _detect(gs: GridSeries) -> EntireOutput:
         period = p.period if 1 < p.period <= n // 2 else 0
     else:
         period = _choose_period(x, candidates)
+        if not period and not contiguous and n >= 12:  # no calendar season: search any (the azure model's search)
+            from .azure.period import spectrum_period
+
+            q = spectrum_period(x)
+            period = _choose_period(x, [q]) if q >= 4 and n >= 3 * q else 0
     thr = threshold(p.sensitivity)
     spread = float(np.std(x))
-    windows = [w for w in (FAST_WINDOW, max(SLOW_WINDOW, 2 * period + 1)) if w]
 
     masked = np.zeros(n, dtype=bool)
     for _ in range(2):  # the second pass fits without the first pass' anomalies (incident masking)
@@ -236,15 +245,19 @@ def _detect(gs: GridSeries) -> EntireOutput:
         d = x - season
         dy = y - season
         comps = []
-        for w in windows:
-            level = _one_sided_median(dy, w)
+        for w, centred in [(FAST_WINDOW, True), (FAST_WINDOW, False), (max(SLOW_WINDOW, 2 * period + 1), False)]:
+            if not w or (centred and 2 * w >= n):
+                continue
+            level = _centred_median(dy, w) if centred else _one_sided_median(dy, w)
             resid = d - level
             scale = _scale(resid, period, spread, masked)
             z = np.abs(resid) / scale
-            ok = z[~masked] if (~masked).sum() > 10 else z
-            tail = float(np.quantile(ok, TAIL_QUANTILE)) / float(ndtri(0.5 + TAIL_QUANTILE / 2))
-            comps.append((level, resid, scale, thr * float(np.sqrt(max(1.0, tail)))))
-        ratio = np.stack([np.abs(r) / (t * sc) for _, r, sc, t in comps])
+            if centred:  # no centred window at the ends: there the one-sided levels judge alone
+                z[: w // 2] = z[n - w // 2 :] = -1.0
+            ok = z[~masked & (z >= 0)]
+            tail = float(np.quantile(ok, TAIL_QUANTILE)) / float(ndtri(0.5 + TAIL_QUANTILE / 2)) if ok.size > 10 else 1.0
+            comps.append((level, resid, scale, thr * float(np.sqrt(max(1.0, tail))), z))
+        ratio = np.stack([np.where(z >= 0, np.abs(r) / (t * sc), -1.0) for _, r, sc, t, z in comps])
         score = ratio.max(axis=0)
         masked = score > 1.0
 
