@@ -58,6 +58,7 @@ from .model import EntireOutput, GridSeries, LastOutput
 
 TREND_WINDOW = 31  # points: detrending window of the period choice
 FAST_WINDOW = 31  # points: the fast level (one-sided median), follows wandering series
+COMPONENTS = 3  # tests per point: centred fast level, one-sided fast level, one-sided slow level
 SLOW_WINDOW = 241  # points: the slow level, does not absorb platforms and level shifts
 SMOOTH_RATIO = 1.5  # the one-season trend is kept unless it leaves 1.5x the fast trend's spread
 SCALE_WINDOW = 576  # points: the local noise scale is a median over blocks of ~2 days of 5-minute data
@@ -77,13 +78,14 @@ def documented_false_alarm_rate(sensitivity: float) -> float:
     return float(10.0 ** (-7.0 + 3.0 * float(sensitivity) / 100.0))
 
 
-def threshold(sensitivity: float) -> float:
-    """The z threshold of ``sensitivity``: two-sided Gaussian tail of the documented rate.
+def threshold(sensitivity: float, components: int = 1) -> float:
+    """The z threshold of ``sensitivity``: two-sided Gaussian tail of the documented rate, shared
+    by ``components`` tests (each gets its part, so together they keep the documented rate).
 
-    >>> round(threshold(99), 2)
-    3.91
+    >>> round(threshold(99), 2), round(threshold(99, 3), 2)
+    (3.91, 4.16)
     """
-    return float(ndtri(1.0 - documented_false_alarm_rate(sensitivity) / 2.0))
+    return float(ndtri(1.0 - documented_false_alarm_rate(sensitivity) / 2.0 / components))
 
 
 def _running_median(x: NDArray[np.float64], window: int) -> NDArray[np.float64]:
@@ -234,7 +236,7 @@ def _detect(gs: GridSeries) -> EntireOutput:
 
             q = spectrum_period(x)
             period = _choose_period(x, [q]) if q >= 4 and n >= 3 * q else 0
-    thr = threshold(p.sensitivity)
+    thr = threshold(p.sensitivity, COMPONENTS)
     spread = float(np.std(x))
 
     masked = np.zeros(n, dtype=bool)
