@@ -152,8 +152,8 @@ def test_clean_series_are_judged_alike_at_every_position(kind, n, granularity):
     for part in (f[:, :edge], f[:, -edge:]):
         assert part.sum() <= 2 * mid_rate * part.size + 1, (part.sum(), mid_rate)
     # Gaussian noise around a level, a trend or a season: the documented rate; a random walk's
-    # one-sided residuals have heavier tails (docs/detectors.md): within 10x
-    assert f.mean() <= (10 if kind == "random_walk" else 2) * documented_false_alarm_rate(99), f.mean()
+    # one-sided residuals have heavier tails (docs/detectors.md): within 15x
+    assert f.mean() <= (15 if kind == "random_walk" else 2) * documented_false_alarm_rate(99), f.mean()
     last = ad.detect_last_batch(x, offsets, ts, method="auto").is_anomaly
     assert last.sum() <= 2, int(last.sum())  # documented ~1e-4 per point: at most 1 per 100 series
 
