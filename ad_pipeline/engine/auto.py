@@ -68,7 +68,7 @@ from .model import EntireOutput, GridSeries, LastOutput
 
 TREND_WINDOW = 31  # points: detrending window of the period choice
 FAST_WINDOW = 15  # points: the fast level (centred and one-sided medians), follows wandering series
-SLOW_WINDOW = 0  # points (at least; two seasons): the slow one-sided level, does not absorb platforms and level shifts
+SLOW_SEASONS = 2  # seasons: the slow one-sided level (seasonal series), does not absorb platforms and level shifts
 SMOOTH_RATIO = 1.5  # the one-season trend is kept unless it leaves 1.5x the fast trend's spread
 SCALE_WINDOW = 576  # points: the local noise scale is a median over blocks of ~2 days of 5-minute data
 MIN_SEASONAL_STRENGTH = 0.3
@@ -248,7 +248,7 @@ def _detect(gs: GridSeries) -> EntireOutput:
 
             q = spectrum_period(x)
             period = _choose_period(x, [q]) if q >= 4 and n >= 3 * q else 0
-    tests = [(FAST_WINDOW, True), (FAST_WINDOW, False), (max(SLOW_WINDOW, 2 * period + 1 if period else 0), False)]
+    tests = [(FAST_WINDOW, True), (FAST_WINDOW, False), (SLOW_SEASONS * period + 1 if period and SLOW_SEASONS else 0, False)]
     tests = [(w, c) for w, c in tests if w and not (c and 2 * w >= n)]
     thr = threshold(p.sensitivity, len(tests))  # the documented rate is shared by the tests
     spread = float(np.std(x))

@@ -139,7 +139,7 @@ PERIOD = {"hourly": 24, "daily": 7, "minutely": 1440}
 
 @pytest.mark.parametrize(("kind", "n", "granularity"), CLEAN)
 def test_clean_series_are_judged_alike_at_every_position(kind, n, granularity):
-    """200 clean series: first and last period flagged at most 2x the middle (+ one flag of slack),
+    """200 clean series: first and last period flagged at most 2x the middle (+ 3 flags of slack),
     the false-alarm rate near the documented one, last-point alarms at that rate."""
     rng = np.random.default_rng(CLEAN.index((kind, n, granularity)))
     m, period = 200, min(PERIOD[granularity], 48)
@@ -150,7 +150,7 @@ def test_clean_series_are_judged_alike_at_every_position(kind, n, granularity):
     edge = max(period, 24)
     mid_rate = f[:, edge:-edge].mean()
     for part in (f[:, :edge], f[:, -edge:]):
-        assert part.sum() <= 2 * mid_rate * part.size + 1, (part.sum(), mid_rate)
+        assert part.sum() <= 2 * mid_rate * part.size + 3, (part.sum(), mid_rate)  # + Poisson slack
     # Gaussian noise around a level, a trend or a season: the documented rate; a random walk's
     # one-sided residuals have heavier tails (docs/detectors.md): within 15x
     assert f.mean() <= (15 if kind == "random_walk" else 2) * documented_false_alarm_rate(99), f.mean()
