@@ -271,7 +271,7 @@ def _detect(gs: GridSeries) -> EntireOutput:
             z = np.abs(resid) / scale
             if centred:  # no centred window at the ends: there the one-sided levels judge alone
                 z[: w // 2] = z[n - w // 2 :] = -1.0
-            ok = z[~masked & (z >= 0)]
+            ok = z[~masked & (z > 0)]  # points on the level (ties of a sparse series) say nothing of its tail
             tail = float(np.quantile(ok, TAIL_QUANTILE)) / float(ndtri(0.5 + TAIL_QUANTILE / 2)) if ok.size > 10 else 1.0
             comps.append((level, resid, scale, thr * float(np.sqrt(max(1.0, tail))), z))
         ratio = np.stack([np.where(z >= 0, np.abs(r) / (t * sc), -1.0) for _, r, sc, t, z in comps])
