@@ -17,8 +17,14 @@ sensitivity (threshold) is not tuned: it is the Gaussian tail of the documented 
 Then the sensitivity sweep of ``auto`` (flags must grow with sensitivity) and the false-alarm rate
 on NAB's anomaly-free series against the documented rate.
 
-    python benchmarks/quality.py                  # everything (~2-4 minutes on 2 busy cores)
+With ``--clean``: 200 clean hourly series per kind (daily sine + noise, random walk, trend +
+noise, constant + noise; 336 and 1,000 points): flags per point in the first day, the middle and
+the last day, and last-point alarms of ``detect_last``. With ``--demo``: the ``ad-pipeline demo``
+data (``cli.make_demo_table``, 300 x 1,000 points) and the flags outside its injected anomalies.
+
+    python benchmarks/quality.py                  # the sets (~3-5 minutes on 2 busy cores)
     python benchmarks/quality.py --no-lofo --sweep
+    python benchmarks/quality.py --sets --clean --demo   # only the clean-data and demo checks
 """
 
 from __future__ import annotations
@@ -134,13 +140,74 @@ def _default_key() -> tuple:
     return tuple(getattr(auto, k) for k in GRID)
 
 
+def clean_series(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    t = np.arange(n)
+    if kind == "seasonal":
+        return 10 + np.sin(2 * np.pi * (t + rng.uniform(0, 24)) / 24) + rng.normal(0, 0.1, n)
+    if kind == "random walk":
+        return 100 + np.cumsum(rng.normal(size=n))
+    if kind == "trend":
+        return 5 + 0.01 * t + rng.normal(size=n)
+    return 50 + rng.normal(size=n)
+
+
+def clean_check(method: str, sensitivity: float, m: int = 200) -> None:
+    import ad_pipeline as ad
+
+    print(f"\nclean hourly series, method={method}, {m} series each: flags per point (first day / middle / last day),"
+          " last-point alarms")  # fmt: skip
+    for kind in ("seasonal", "random walk", "trend", "constant"):
+        for n in (336, 1000):
+            rng = np.random.default_rng(1)
+            x = np.concatenate([clean_series(kind, n, rng) for _ in range(m)])
+            ts = np.tile(np.datetime64("2024-01-01T00", "h") + np.arange(n), m).astype("datetime64[ns]")
+            off = np.arange(m + 1) * n
+            f = ad.detect_entire_batch(x, off, ts, method=method, sensitivity=sensitivity).is_anomaly.reshape(m, n)
+            last = ad.detect_last_batch(x, off, ts, method=method, sensitivity=sensitivity).is_anomaly
+            print(f"  {kind:12s} n={n:5d}: {f[:, :24].mean():.1e} / {f[:, 24:-24].mean():.1e} / {f[:, -24:].mean():.1e}"
+                  f"  all {f.mean():.1e}; last point flagged on {int(last.sum())} of {m}")  # fmt: skip
+
+
+def demo_check(method: str, sensitivity: float) -> None:
+    import duckdb
+
+    import ad_pipeline as ad
+    from ad_pipeline.cli import make_demo_table
+
+    con = duckdb.connect()
+    make_demo_table(con)
+    key, ts, value, injected = (
+        np.asarray(c)
+        for c in con.execute(
+            "SELECT key, ts, value, EXISTS (SELECT 1 FROM metrics_injected i WHERE i.key = m.key AND i.ts = m.ts) "
+            "FROM metrics m ORDER BY key, ts"
+        ).fetchnumpy().values()
+    )
+    con.close()
+    off = np.r_[0, np.flatnonzero(key[1:] != key[:-1]) + 1, len(key)]
+    f = ad.detect_entire_batch(value, off, ts.astype("datetime64[ns]"), method=method, sensitivity=sensitivity).is_anomaly
+    out = int((f & ~injected).sum())
+    print(f"\ndemo data, method={method}: {int(f.sum())} flags, {int((f & injected).sum())} of {int(injected.sum())} "
+          f"injected caught, {out} outside the injected anomalies = {out / len(f):.4%} of {len(f):,} points")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sensitivity", type=float, default=99)
     ap.add_argument("--no-lofo", action="store_true", help="skip the grid and the leave-one-family-out figures")
     ap.add_argument("--sweep", action="store_true", help="auto sensitivity sweep and NAB false-alarm rate")
-    ap.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
+    ap.add_argument("--sets", nargs="*", default=list(SETS), choices=SETS)
+    ap.add_argument("--clean", action="store_true", help="edge and last-point false alarms on clean series")
+    ap.add_argument("--demo", action="store_true", help="flags outside the injected anomalies of the demo data")
     args = ap.parse_args(argv)
+    if args.clean:
+        for method in ("auto", "azure"):
+            clean_check(method, args.sensitivity)
+    if args.demo:
+        for method in ("auto", "azure"):
+            demo_check(method, args.sensitivity)
+    if not args.sets:
+        return 0
     scorer = load_scorer()
     sets = {name: load_set(name) for name in args.sets}
     print("; ".join(f"{k}: {len(v)} series, {len({s.family for s in v})} families" for k, v in sets.items()))
