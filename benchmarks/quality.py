@@ -234,7 +234,11 @@ def main(argv: list[str] | None = None) -> int:
                     for name, series in sets.items()
                 }  # fmt: skip
         cv, chosen = lofo(sets, per_config)
-        print(f"grid {GRID} ({len(per_config)} points) in {time.perf_counter() - t0:.0f} s")
+        print(f"grid {GRID} ({len(per_config)} points) in {time.perf_counter() - t0:.0f} s; in-sample delay-F1 "
+              f"({', '.join(sets)}):")  # fmt: skip
+        for key, rows in per_config.items():
+            f1 = [pooled(rows[name])["f1"] for name in sets]
+            print(f"  {key}: " + " ".join(f"{v:.3f}" for v in f1) + f"  mean {np.mean(f1):.3f}")
     print(f"\nsensitivity {args.sensitivity:g}; columns: delay-F1  precision recall  segments caught within k")
     for name in sets:
         print(f"\n{name.upper()}")
