@@ -174,18 +174,26 @@ def _block_median(a: NDArray[np.float64], window: int, fallback: float) -> NDArr
     return np.repeat(med, block)[:n]
 
 
-def _scale(r: NDArray[np.float64], period: int, spread: float, masked: NDArray[np.bool_]) -> NDArray[np.float64]:
-    """Robust noise scale per point; the incident points in ``masked`` do not inflate it.
-
-    The largest of: the local scale of first differences (blind to level shifts, so a sustained
-    anomaly cannot hide itself), the per-phase scale of the residual (noise that follows the
-    season), and a floor (the mean absolute residual; ``RELATIVE_FLOOR`` of the series' spread).
-    """
-    floor = max(1.2533 * float(np.mean(np.abs(r - np.median(r)))), RELATIVE_FLOOR * spread, 1e-12)
-    step = np.abs(np.diff(r, prepend=r[0])) / np.sqrt(2.0)
+def _step_scale(d: NDArray[np.float64], masked: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """Local robust scale of first differences of the deseasonalised series (blind to level shifts,
+    so a sustained anomaly cannot hide itself); the incident points in ``masked`` are left out."""
+    step = np.abs(np.diff(d, prepend=d[0])) / np.sqrt(2.0)
     if len(step) > 1:
         step[0] = step[1]
-    sc = 1.4826 * _block_median(np.where(masked, np.nan, step), SCALE_WINDOW, floor / 1.4826)
+    return 1.4826 * _block_median(np.where(masked, np.nan, step), SCALE_WINDOW, 0.0)
+
+
+def _scale(
+    r: NDArray[np.float64], local: NDArray[np.float64], period: int, spread: float, masked: NDArray[np.bool_]
+) -> NDArray[np.float64]:
+    """Robust noise scale per point of the residual ``r``; the incident points in ``masked`` do not inflate it.
+
+    The largest of: the ``local`` scale of first differences (:func:`_step_scale`), the per-phase
+    scale of the residual (noise that follows the season), and a floor (the mean absolute
+    residual; ``RELATIVE_FLOOR`` of the series' spread).
+    """
+    floor = max(1.2533 * float(np.mean(np.abs(r - np.median(r)))), RELATIVE_FLOOR * spread, 1e-12)
+    sc = local
     if period:
         ph = _phase_median(np.where(masked, np.nan, np.abs(r)), period)[:period]
         ph = median_filter(1.4826 * _fill_nan(ph, floor / 1.4826), size=max(3, (period // 24) | 1), mode="wrap")
@@ -262,12 +270,13 @@ def _detect(gs: GridSeries) -> EntireOutput:
         dy = y - season
         comps = []
         medians: dict[int, NDArray[np.float64]] = {}
+        local = _step_scale(d, masked)
         for w, centred in tests:
             if w not in medians:
                 medians[w] = _centred_median(dy, w)
             level = medians[w] if centred else _one_sided_median(dy, w, medians[w])
             resid = d - level
-            scale = _scale(resid, period, spread, masked)
+            scale = _scale(resid, local, period, spread, masked)
             z = np.abs(resid) / scale
             if centred:  # no centred window at the ends: there the one-sided levels judge alone
                 z[: w // 2] = z[n - w // 2 :] = -1.0
