@@ -74,6 +74,7 @@ SCALE_WINDOW = 576  # points: the local noise scale is a median over blocks of ~
 MIN_SEASONAL_STRENGTH = 0.3
 RELATIVE_FLOOR = 0.03  # noise below 3% of the series' standard deviation counts as a perfect fit
 TAIL_QUANTILE = 0.95  # heavy residual tails raise the threshold by sqrt(q95(z) / 1.96)
+_TAIL_Z = float(ndtri(0.5 + TAIL_QUANTILE / 2))  # 1.96: the Gaussian's q95 of |z|
 _SECONDS = {"weekly": 604_800, "daily": 86_400, "hourly": 3_600, "minutely": 60, "secondly": 1}
 _DEFAULT_WINDOW = {"daily": 28, "hourly": 168, "minutely": 1440, "monthly": 12, "weekly": 12, "yearly": 12}
 
@@ -261,13 +262,11 @@ def _detect(gs: GridSeries) -> EntireOutput:
     thr = threshold(p.sensitivity, len(tests))  # the documented rate is shared by the tests
     spread = float(np.std(x))
 
+    season = _season(x, period)  # per-phase medians: robust to incidents already
+    d = x - season
     masked = np.zeros(n, dtype=bool)
-    for _ in range(2):  # a second pass fits without the first pass' anomalies (incident masking)
-        y = np.where(masked, np.nan, x)
-        y = _fill_nan(y, float(np.median(x)))
-        season = _season(y, period)
-        d = x - season
-        dy = y - season
+    for _ in range(2):  # a second pass fits the levels without the first pass' anomalies (incident masking)
+        dy = _fill_nan(np.where(masked, np.nan, d), float(np.median(d))) if masked.any() else d
         comps = []
         medians: dict[int, NDArray[np.float64]] = {}
         local = _step_scale(d, masked)
@@ -281,7 +280,7 @@ def _detect(gs: GridSeries) -> EntireOutput:
             if centred:  # no centred window at the ends: there the one-sided levels judge alone
                 z[: w // 2] = z[n - w // 2 :] = -1.0
             ok = z[~masked & (z > 0)]  # points on the level (ties of a sparse series) say nothing of its tail
-            tail = float(np.quantile(ok, TAIL_QUANTILE)) / float(ndtri(0.5 + TAIL_QUANTILE / 2)) if ok.size > 10 else 1.0
+            tail = float(np.quantile(ok, TAIL_QUANTILE)) / _TAIL_Z if ok.size > 10 else 1.0
             comps.append((level, resid, scale, thr * float(np.sqrt(max(1.0, tail))), z))
         ratio = np.stack([np.where(z >= 0, np.abs(r) / (t * sc), -1.0) for _, r, sc, t, z in comps])
         score = ratio.max(axis=0)
