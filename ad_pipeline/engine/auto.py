@@ -193,7 +193,7 @@ def _scale(
     scale of the residual (noise that follows the season), and a floor (the mean absolute
     residual; ``RELATIVE_FLOOR`` of the series' spread).
     """
-    floor = max(1.2533 * float(np.mean(np.abs(r - np.median(r)))), RELATIVE_FLOOR * spread, 1e-12)
+    floor = max(1.2533 * float(np.mean(np.abs(r))), RELATIVE_FLOOR * spread, 1e-12)  # r is centred by its level
     sc = local
     if period:
         ph = _phase_median(np.where(masked, np.nan, np.abs(r)), period)[:period]
@@ -280,7 +280,8 @@ def _detect(gs: GridSeries) -> EntireOutput:
             if centred:  # no centred window at the ends: there the one-sided levels judge alone
                 z[: w // 2] = z[n - w // 2 :] = -1.0
             ok = z[~masked & (z > 0)]  # points on the level (ties of a sparse series) say nothing of its tail
-            tail = float(np.quantile(ok, TAIL_QUANTILE)) / _TAIL_Z if ok.size > 10 else 1.0
+            q = int(TAIL_QUANTILE * (ok.size - 1))
+            tail = float(np.partition(ok, q)[q]) / _TAIL_Z if ok.size > 10 else 1.0
             comps.append((level, resid, scale, thr * float(np.sqrt(max(1.0, tail))), z))
         ratio = np.stack([np.where(z >= 0, np.abs(r) / (t * sc), -1.0) for _, r, sc, t, z in comps])
         score = ratio.max(axis=0)
