@@ -69,7 +69,6 @@ from .model import EntireOutput, GridSeries, LastOutput
 TREND_WINDOW = 31  # points: detrending window of the period choice
 FAST_WINDOW = 15  # points: the fast level (centred and one-sided medians), follows wandering series
 SLOW_SEASONS = 2  # seasons: the slow one-sided level (seasonal series), does not absorb platforms and level shifts
-SMOOTH_RATIO = 1.5  # the one-season trend is kept unless it leaves 1.5x the fast trend's spread
 SCALE_WINDOW = 576  # points: the local noise scale is a median over blocks of ~2 days of 5-minute data
 MIN_SEASONAL_STRENGTH = 0.3
 RELATIVE_FLOOR = 0.03  # noise below 3% of the series' standard deviation counts as a perfect fit

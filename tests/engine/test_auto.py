@@ -20,7 +20,7 @@ needs_bench = pytest.mark.skipif(not (BENCH / "score.py").exists(), reason="../s
 
 @pytest.fixture(scope="module")
 def sets():
-    return {"kpi": load_set("kpi"), "nab": load_set("nab")}
+    return {"kpi": load_set("kpi"), "nab": load_set("nab"), "cmd": load_set("cmd"), "gutentag": load_set("gutentag")}
 
 
 @pytest.fixture(scope="module")
@@ -29,20 +29,25 @@ def scorer():
 
 
 @needs_bench
-def test_auto_beats_every_reference_row(sets, scorer):
-    flags, _, _ = detect_set(sets["kpi"], method="auto")
-    kpi = score_set("kpi", sets["kpi"], flags, scorer)
-    flags, _, _ = detect_set(sets["nab"], method="auto")
-    nab = score_set("nab", sets["nab"], flags, scorer)
-    assert kpi["f1"] > 0.38, kpi
-    assert nab["f1"] > 0.83, nab
-    assert nab["windows_hit"] >= 51, nab
-    assert nab["outside_per_series"] < 148, nab
+def test_auto_beats_azure_and_the_baselines_on_every_dev_set(sets, scorer):
+    """The bars of the issue on the dev sets (in-sample; benchmarks/quality.py prints the
+    leave-one-family-out figures): auto ahead of azure (0.25 / 0.67 / 0.24 / 0.64) and of both
+    robust-z baselines (best: 0.27 / 0.74 / 0.42 / 0.40) on delay-F1."""
+    got = {}
+    for name, series in sets.items():
+        flags, _, _ = detect_set(series, method="auto")
+        got[name] = score_set(name, series, flags, scorer)
+    assert got["kpi"]["f1"] > 0.70, got["kpi"]
+    assert got["nab"]["f1"] > 0.85, got["nab"]
+    assert got["nab"]["windows_hit"] >= 51, got["nab"]
+    assert got["nab"]["outside_per_series"] < 60, got["nab"]
+    assert got["cmd"]["f1"] > 0.45, got["cmd"]
+    assert got["gutentag"]["f1"] > 0.70, got["gutentag"]
 
 
 @needs_bench
 def test_sensitivity_is_monotone_and_calibrated(sets):
-    counts = {"kpi": [], "nab": []}
+    counts: dict[str, list[int]] = {"kpi": [], "nab": []}
     for s in (50, 80, 95, 99):
         for name in counts:
             flags, _, _ = detect_set(sets[name], method="auto", sensitivity=s)
