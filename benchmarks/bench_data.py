@@ -1,4 +1,4 @@
-"""Load the labeled benchmark series (NAB, KPI) and score detections with ``../shared/bench/score.py``.
+"""Load the labeled benchmark series (NAB, KPI, CMD, GutenTAG) and score detections with ``../shared/bench/score.py``.
 
 Shared by ``benchmarks/quality.py`` and the quality tests, so both measure the same way:
 
@@ -6,7 +6,9 @@ Shared by ``benchmarks/quality.py`` and the quality tests, so both measure the s
   interval inferred from the timestamps, no 8,640-point chunking);
 - a few NAB files repeat a timestamp: the first row of each timestamp is kept for detection, and
   every row is scored with the verdict of its timestamp;
-- KPI: delay-adjusted F1 with k = 7 after regridding (the KPI-competition protocol);
+- KPI: delay-adjusted F1 with k = 7 after regridding (the KPI-competition protocol); CMD (Microsoft's
+  Cloud Monitoring Dataset, ``../shared/bench/cmd``) and GutenTAG (``benchmarks/gutentag``, generated
+  by ``benchmarks/gutentag/generate.py``) are scored the same way (k = 7 points);
 - NAB: delay-adjusted F1 with k = half the label window of each series, on the rows as labelled
   (no regridding: NAB's windows are defined on its rows; regridding is the KPI protocol), pooled
   over series, plus window recall and alarms outside windows per series. Scored this way, our
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+GUTENTAG = ROOT / "benchmarks" / "gutentag"
 SHARED = ROOT.parent / "shared"
 BENCH = SHARED / "bench"
 
@@ -48,6 +51,7 @@ class Series:
     labels: np.ndarray  # 0/1 per row
     k: int  # delay for the delay-adjusted F1
     windows: list[tuple[np.datetime64, np.datetime64]]
+    family: str = ""  # the unit of leave-one-family-out: KPI family, NAB category, CMD domain, GutenTAG kind
 
 
 def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -60,8 +64,8 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def load_set(name: str, bench: Path = BENCH) -> list[Series]:
-    """``"kpi"`` or ``"nab"``: every series of the set with labels, delay k and windows."""
-    folder = bench / name
+    """``"kpi"``, ``"nab"``, ``"cmd"`` or ``"gutentag"``: every series of the set with labels, delay k and windows."""
+    folder = GUTENTAG if name == "gutentag" else bench / name
     manifest = json.loads((folder / "manifest.json").read_text())
     windows_all: dict[str, list[list[str]]] = {}
     if name == "nab":
@@ -74,12 +78,13 @@ def load_set(name: str, bench: Path = BENCH) -> list[Series]:
             (np.datetime64(a.replace(" ", "T")[:19], "s"), np.datetime64(b.replace(" ", "T")[:19], "s"))
             for a, b in windows_all.get(key, [])
         ]
-        if name == "kpi":
+        if name != "nab":
             k = 7
         else:
             sizes = [int(((ts >= a) & (ts <= b)).sum()) for a, b in wins]
             k = max(sizes) // 2 if sizes else 0
-        out.append(Series(key, ts, vals, labels, k, wins))
+        family = entry.get("family") or entry.get("domain") or key.split("/")[0]
+        out.append(Series(key, ts, vals, labels, k, wins, str(family)))
     return out
 
 
@@ -109,9 +114,25 @@ def detect_set(series: list[Series], **params: Any) -> tuple[list[np.ndarray], f
     return flags, seconds, int(len(values))
 
 
+def series_counts(name: str, s: Series, flags: np.ndarray, scorer: Any) -> dict[str, int]:
+    """One series' delay-adjusted tp/fp/fn, segments (caught within k) and, for NAB, windows hit
+    and alarms outside windows: sums of these over series are the pooled figures of ``score_set``."""
+    if name != "nab":
+        r = scorer.evaluate_series_set([(s.timestamps.astype(np.int64), s.labels, flags)], k=s.k)
+        d, ev = r["delay_adjusted"], r["events"]
+        return {"tp": d["tp"], "fp": d["fp"], "fn": d["fn"], "segments": ev["segments"],
+                "caught": ev["detected_within_k"], "windows": 0, "hit": 0, "outside": 0, "flags": int(flags.sum())}  # fmt: skip
+    r = scorer.delay_prf(s.labels, flags, s.k)
+    ev = scorer.event_stats(s.labels, flags, s.k)
+    w = scorer.window_recall(s.windows, s.timestamps[flags.astype(bool)])
+    return {"tp": r["tp"], "fp": r["fp"], "fn": r["fn"], "segments": ev["segments"], "caught": ev["detected_within_k"],
+            "windows": w["windows"], "hit": w["windows_detected"], "outside": w["detections_outside_windows"],
+            "flags": int(flags.sum())}  # fmt: skip
+
+
 def score_set(name: str, series: list[Series], flags: list[np.ndarray], scorer: Any) -> dict[str, Any]:
     """Pooled delay-adjusted P/R/F1; for NAB also windows hit and alarms outside windows per series."""
-    if name == "kpi":
+    if name != "nab":
         items = [(s.timestamps.astype(np.int64), s.labels, f) for s, f in zip(series, flags, strict=True)]
         r = scorer.evaluate_series_set(items, k=7)["delay_adjusted"]
         return {"f1": r["f1"], "precision": r["precision"], "recall": r["recall"], "flag_share": _share(flags)}

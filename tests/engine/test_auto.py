@@ -20,7 +20,7 @@ needs_bench = pytest.mark.skipif(not (BENCH / "score.py").exists(), reason="../s
 
 @pytest.fixture(scope="module")
 def sets():
-    return {"kpi": load_set("kpi"), "nab": load_set("nab")}
+    return {"kpi": load_set("kpi"), "nab": load_set("nab"), "cmd": load_set("cmd"), "gutentag": load_set("gutentag")}
 
 
 @pytest.fixture(scope="module")
@@ -29,20 +29,25 @@ def scorer():
 
 
 @needs_bench
-def test_auto_beats_every_reference_row(sets, scorer):
-    flags, _, _ = detect_set(sets["kpi"], method="auto")
-    kpi = score_set("kpi", sets["kpi"], flags, scorer)
-    flags, _, _ = detect_set(sets["nab"], method="auto")
-    nab = score_set("nab", sets["nab"], flags, scorer)
-    assert kpi["f1"] > 0.38, kpi
-    assert nab["f1"] > 0.83, nab
-    assert nab["windows_hit"] >= 51, nab
-    assert nab["outside_per_series"] < 148, nab
+def test_auto_beats_azure_and_the_baselines_on_every_dev_set(sets, scorer):
+    """The bars of the issue on the dev sets (in-sample; benchmarks/quality.py prints the
+    leave-one-family-out figures): auto ahead of azure (0.25 / 0.67 / 0.24 / 0.64) and of both
+    robust-z baselines (best: 0.27 / 0.74 / 0.42 / 0.40) on delay-F1."""
+    got = {}
+    for name, series in sets.items():
+        flags, _, _ = detect_set(series, method="auto")
+        got[name] = score_set(name, series, flags, scorer)
+    assert got["kpi"]["f1"] > 0.70, got["kpi"]
+    assert got["nab"]["f1"] > 0.85, got["nab"]
+    assert got["nab"]["windows_hit"] >= 51, got["nab"]
+    assert got["nab"]["outside_per_series"] < 60, got["nab"]
+    assert got["cmd"]["f1"] > 0.45, got["cmd"]
+    assert got["gutentag"]["f1"] > 0.70, got["gutentag"]
 
 
 @needs_bench
 def test_sensitivity_is_monotone_and_calibrated(sets):
-    counts = {"kpi": [], "nab": []}
+    counts: dict[str, list[int]] = {"kpi": [], "nab": []}
     for s in (50, 80, 95, 99):
         for name in counts:
             flags, _, _ = detect_set(sets[name], method="auto", sensitivity=s)
@@ -115,3 +120,78 @@ def test_auto_last_matches_entire_on_the_last_point():
     assert last.is_anomaly and last.is_positive_anomaly
     assert last.expected_value == pytest.approx(entire.expected_values[-1])
     assert last.suggested_window == 4 * 24 + 1
+
+
+def _clean(kind: str, n: int, rng: np.random.Generator, period: int) -> np.ndarray:
+    t = np.arange(n)
+    if kind == "seasonal":
+        return 10 + np.sin(2 * np.pi * (t + rng.uniform(0, period)) / period) + rng.normal(0, 0.1, n)
+    if kind == "random_walk":
+        return 100 + np.cumsum(rng.normal(size=n))
+    if kind == "trend":
+        return 5 + 0.01 * t + rng.normal(size=n)
+    return 50 + rng.normal(size=n)
+
+
+CLEAN = [
+    (kind, n, granularity)
+    for kind in ("seasonal", "random_walk", "trend", "constant")
+    for n, granularity in ((336, "hourly"), (1000, "hourly"), (600, "daily"), (2016, "minutely"))
+]
+STEP = {"hourly": "h", "daily": "D", "minutely": "m"}
+PERIOD = {"hourly": 24, "daily": 7, "minutely": 1440}
+
+
+@pytest.mark.parametrize(("kind", "n", "granularity"), CLEAN)
+def test_clean_series_are_judged_alike_at_every_position(kind, n, granularity):
+    """200 clean series: first and last period flagged at most 2x the middle (+ 3 flags of slack),
+    the false-alarm rate near the documented one, last-point alarms at that rate."""
+    rng = np.random.default_rng(CLEAN.index((kind, n, granularity)))
+    m, period = 200, min(PERIOD[granularity], 48)
+    x = np.concatenate([_clean(kind, n, rng, period) for _ in range(m)])
+    ts = np.tile(np.datetime64("2024-01-01", STEP[granularity]) + np.arange(n), m).astype("datetime64[ns]")
+    offsets = np.arange(m + 1) * n
+    f = ad.detect_entire_batch(x, offsets, ts, method="auto").is_anomaly.reshape(m, n)
+    edge = max(period, 24)
+    mid_rate = f[:, edge:-edge].mean()
+    for part in (f[:, :edge], f[:, -edge:]):
+        assert part.sum() <= 2 * mid_rate * part.size + 3, (part.sum(), mid_rate)  # + Poisson slack
+    # Gaussian noise around a level, a trend or a season: the documented rate; a random walk's
+    # one-sided residuals have heavier tails (docs/detectors.md): within 15x
+    assert f.mean() <= (15 if kind == "random_walk" else 2) * documented_false_alarm_rate(99), f.mean()
+    last = ad.detect_last_batch(x, offsets, ts, method="auto").is_anomaly
+    assert last.sum() <= 2, int(last.sum())  # documented ~1e-4 per point: at most 1 per 100 series
+
+
+def test_flags_grow_with_sensitivity():
+    rng = np.random.default_rng(2)
+    x = 10 + np.sin(np.arange(2000) * 2 * np.pi / 24) + rng.standard_t(3, 2000) * 0.2
+    counts = [int(ad.detect_entire(x, method="auto", period=24, sensitivity=s).is_anomaly.sum()) for s in (0, 50, 80, 95, 99)]
+    assert all(a <= b for a, b in zip(counts, counts[1:], strict=False)), counts
+    assert counts[0] < counts[-1], counts
+
+
+@pytest.mark.parametrize("kind", ["platform", "mean_shift_at_end", "variance", "dip_at_start"])
+def test_sustained_and_edge_anomalies_are_flagged(kind):
+    rng = np.random.default_rng(4)
+    t = np.arange(24 * 40)
+    x = 50 + 5 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.5, len(t))
+    truth = np.zeros(len(t), dtype=bool)
+    if kind == "platform":
+        x[400:460] = 52.0
+        truth[400:460] = True
+    elif kind == "mean_shift_at_end":
+        x[-6:] += 4
+        truth[-6:] = True
+    elif kind == "variance":
+        x[500:560] += rng.normal(0, 4, 60)
+        truth[500:560] = True
+    else:
+        x[2] -= 6
+        truth[2] = True
+    ts = np.arange(len(t)).astype("datetime64[h]")
+    r = ad.detect_entire(x, ts, method="auto")
+    assert r.is_anomaly[truth].mean() >= (0.3 if kind in ("platform", "variance") else 0.99), kind
+    assert r.is_anomaly[~truth].sum() <= 3, (kind, np.flatnonzero(r.is_anomaly & ~truth))
+    if kind == "mean_shift_at_end":
+        assert ad.detect_last(x, ts, method="auto").is_anomaly
