@@ -321,6 +321,15 @@ def _settle_margins(
     >>> bool(0.3 <= 0.1 + up[0])
     True
     """
+    with np.errstate(invalid="ignore"):
+        # a margin many ulps short (a zero margin next to a value a hair away, e.g. sensitivity
+        # 100) first jumps to the distance itself; the loop below settles the last rounding
+        ub, lb = expected + upper, expected - lower
+        above, below = x - expected, expected - x
+        upper = np.where(~flags & (x > ub), np.maximum(upper, above), upper)
+        upper = np.where(flags & (x > expected) & (x <= ub), np.minimum(upper, above), upper)
+        lower = np.where(~flags & (x < lb), np.maximum(lower, below), lower)
+        lower = np.where(flags & (x < expected) & (x >= lb), np.minimum(lower, below), lower)
     for _ in range(8):
         ub, lb = expected + upper, expected - lower
         widen_up, widen_lo = ~flags & (x > ub), ~flags & (x < lb)
