@@ -405,8 +405,10 @@ def create_app(
                     )
                 chunks.append(chunk)
         except ClientDisconnect:  # the caller went away mid-upload: nobody to answer, nothing went wrong here
-            log.info("client disconnected during the upload of %s %s (%d bytes read)", request.method,
-                     request.url.path, size)  # fmt: skip
+            # uvicorn's own logger: configured (level, format) in every worker process
+            logging.getLogger("uvicorn.error").info(
+                "client disconnected during the upload of %s %s (%d bytes read)", request.method, request.url.path, size
+            )
             raise _Refusal(400, "ClientDisconnected", "The client disconnected before the body was read.") from None
         return b"".join(chunks)
 

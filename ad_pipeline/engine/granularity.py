@@ -73,7 +73,7 @@ def parse_timestamps(
                     parsed[i] = _parse_one(t)
                 except (TypeError, ValueError, OverflowError):
                     reasons[i] = (
-                        f"The {field!r} field must hold ISO-8601 timestamps or datetime64 values, got {t!r:.60} at index {i}."
+                        f"The {field!r} field must hold ISO-8601 timestamps or datetime64 values, got {(str(t) if isinstance(t, str) else t)!r:.60} at index {i}."
                     )
             wide = parsed.reshape(arr.shape)
     nat = np.isnat(wide)
