@@ -545,8 +545,8 @@ def rest_body(rng: np.random.Generator, s: Series, kind: str) -> bytes:
     r = rng.random()
     if r < 0.05:
         body["sensitivity"] = [95]
-    elif r < 0.08:
-        body["series"] = body["series"][::-1]
+    elif r < 0.08 and ts is not None:
+        body["series"] = body["series"][::-1]  # newest first: refused (without timestamps it is another series)
     text = json.dumps(body).replace('"Infinity"', "1e999").replace('"-Infinity"', "-1e999")
     return text.encode()
 
