@@ -278,7 +278,7 @@ def _grid_points(timestamps: Any, kwargs: dict[str, Any]) -> int | None:
 
     try:
         granularity = check_granularity(kwargs.get("granularity"))
-        interval = check_custom_interval(kwargs.get("custom_interval"))
+        interval = check_custom_interval(kwargs.get("custom_interval"), granularity)
         ts = as_datetime64(timestamps)
         if granularity is None:
             granularity, interval = infer_granularity(ts)

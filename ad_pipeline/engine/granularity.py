@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import BadArgument, InvalidGranularity, InvalidSeries
+from ..errors import BadArgument, InvalidCustomInterval, InvalidGranularity, InvalidSeries
 
 _NS = {
     "weekly": 7 * 86_400 * 10**9,
@@ -135,6 +135,14 @@ def max_custom_interval(granularity: str | None) -> int:
     return MAX_STEP_NS // _NS.get(granularity or "microsecond", _NS["microsecond"])
 
 
+def step_too_long(granularity: str | None, custom_interval: Any) -> InvalidCustomInterval:
+    """The refusal of a ``custom_interval`` whose grid step exceeds :func:`max_custom_interval`."""
+    return InvalidCustomInterval(
+        f"The 'custom_interval' field must be a positive integer of at most {max_custom_interval(granularity)} "
+        f"with granularity {granularity or 'none'!r} (a grid step of at most 292 years), got {custom_interval!r}."
+    )
+
+
 def step_ns(granularity: str, custom_interval: int) -> int:
     """The grid step in nanoseconds (not defined for monthly/yearly)."""
     return _NS[granularity] * custom_interval
@@ -173,6 +181,8 @@ def grid_positions(ts: NDArray[np.datetime64], granularity: str, custom_interval
     if granularity == "none":
         return np.arange(n, dtype=np.int64)
     if granularity in _MONTHS:
+        if custom_interval > max_custom_interval(granularity):
+            raise step_too_long(granularity, custom_interval)
         months = ts.astype("datetime64[M]")
         within = (ts - months.astype("datetime64[ns]")).astype(np.int64)
         off = months.astype(np.int64) - months.astype(np.int64)[0]
@@ -180,7 +190,10 @@ def grid_positions(ts: NDArray[np.datetime64], granularity: str, custom_interval
         on_grid = (off % step == 0) & (within == within[0])
         pos = off // step
     else:
-        step_u = np.uint64(step_ns(granularity, custom_interval))  # at most 2**63 - 1 (check_custom_interval)
+        step = step_ns(granularity, custom_interval)
+        if step > MAX_STEP_NS:  # check_custom_interval refuses these first; never an OverflowError
+            raise step_too_long(granularity, custom_interval)
+        step_u = np.uint64(step)
         delta = _since(ts.view(np.int64), int(ts.view(np.int64)[0]))
         on_grid = delta % step_u == 0
         pos = (delta // step_u).astype(np.int64)

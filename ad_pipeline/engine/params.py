@@ -25,7 +25,7 @@ from ..errors import (
     InvalidModelArgument,
     InvalidPeriod,
 )
-from .granularity import max_custom_interval
+from .granularity import max_custom_interval, step_too_long
 
 GRANULARITIES = (
     "yearly",
@@ -103,13 +103,9 @@ def check_custom_interval(value: Any, granularity: str | None = None) -> int:
     if value is None:
         return 1
     if _is_int_like(value) and int(value) > 0:
-        top = max_custom_interval(granularity)
-        if int(value) <= top:
+        if int(value) <= max_custom_interval(granularity):
             return int(value)
-        raise InvalidCustomInterval(
-            f"The 'custom_interval' field must be a positive integer of at most {top} with granularity "
-            f"{granularity or 'none'!r} (a grid step of at most 292 years), got {value!r}."
-        )
+        raise step_too_long(granularity, value)
     raise InvalidCustomInterval(f"The 'custom_interval' field must be a positive integer, got {value!r}.")
 
 

@@ -108,3 +108,9 @@ def test_client_hanging_up_mid_upload_is_one_info_line():
     lines = log.splitlines()
     assert sum("client disconnected during the upload" in line for line in lines) == 3, log
     assert not [line for line in lines if "ERROR" in line or "Traceback" in line], log
+
+
+def test_custom_interval_beyond_292_years_with_timestamps_is_refused_not_a_500(client):
+    """The grid-size check of the server ran before the engine's parameter check (an OverflowError)."""
+    body = {"series": _points(), "granularity": "hourly", "customInterval": 10**10}
+    _refused(client, ENTIRE, body, "InvalidCustomInterval", "2562047")
