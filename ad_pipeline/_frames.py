@@ -228,6 +228,9 @@ class Layout:
         return self.scatter(np.repeat(per_series, np.diff(self.offsets)))
 
 
+_NAT = int(np.datetime64("NaT", "ns").view(np.int64))
+
+
 def sort_layout(codes: NDArray[Any] | None, timestamps: NDArray[Any] | None, n_rows: int | None = None) -> Layout:
     """Sort rows by key code, then timestamp, stably (equal keys keep their input order).
 
@@ -249,13 +252,17 @@ def sort_layout(codes: NDArray[Any] | None, timestamps: NDArray[Any] | None, n_r
         return Layout(0, None, np.zeros(1, dtype=np.int64))
     n_codes = 1 if c is None else int(c.max()) + 1
     # the timestamp in units of the common step of all timestamps
-    t0, step, span = 0, 1, 1
+    t0, step, span, packable = 0, 1, 1, True
     if ts is not None:
-        t0 = int(ts.min())
-        step = int(np.gcd.reduce(ts - t0)) or 1
-        span = (int(ts.max()) - t0) // step + 1
+        t0, t1 = int(ts.min()), int(ts.max())
+        # NaT (int64 min, a missing timestamp) or a span beyond int64 (over 292 years): the
+        # differences below would wrap around, so those sort by comparison (lexsort) instead
+        packable = t0 != _NAT and t1 - t0 < 2**63
+        if packable:
+            step = int(np.gcd.reduce(ts - t0)) or 1
+            span = (t1 - t0) // step + 1
     row_bits = max(int(n - 1).bit_length(), 1)
-    if n_codes * span < 2 ** (63 - row_bits):
+    if packable and n_codes * span < 2 ** (63 - row_bits):
         primary = np.zeros(n, dtype=np.int64) if ts is None else ts - t0
         if step > 1:
             primary //= step
@@ -571,7 +578,8 @@ class AnomalyMethods:
         ts = None
         if req.timestamp is not None:
             ts = self._timestamp_array(req.timestamp)
-            check_no_missing_timestamps(ts, req.timestamp)
+            if req.errors == "raise":  # with "coerce" the engine refuses only the series of a missing one
+                check_no_missing_timestamps(ts, req.timestamp)
         keys = req.keys
         codes = combine_codes([self._key_codes(k) for k in keys])[0] if keys else None
 

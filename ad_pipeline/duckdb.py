@@ -136,7 +136,7 @@ def quote_identifier(name: str) -> str:
 class _ListInput:
     """A chunk of list rows as the engine's flat layout: rows that are NULL are left out."""
 
-    def __init__(self, values: Any, timestamps: Any) -> None:
+    def __init__(self, values: Any, timestamps: Any, coerce: bool = False) -> None:
         pa = _pa()
         vals = _combine(values)
         n_rows = len(vals)
@@ -155,20 +155,31 @@ class _ListInput:
             if ts.null_count == len(ts):
                 return
             ts = ts if self.row_valid.all() else ts.filter(pa.array(self.row_valid))
-            if ts.null_count:
+            no_ts = ~np.asarray(ts.is_valid(), dtype=bool) if ts.null_count else None
+            if no_ts is not None and not coerce:
                 raise BadArgument(
                     "The 'timestamps' list must be given for every series of a call or for none, got NULL for some."
                 )
             flat_ts, ts_offsets = _flat(ts)
-            if not np.array_equal(ts_offsets, self.offsets):
-                i = int(np.flatnonzero(ts_offsets != self.offsets)[0]) - 1
+            lengths = np.diff(self.offsets)
+            differ = np.diff(ts_offsets) != lengths
+            if no_ts is not None:
+                differ &= ~no_ts
+            if differ.any():
+                i = int(np.flatnonzero(differ)[0])
                 raise BadArgument(
                     "The 'timestamps' list must hold one timestamp per value, got "
-                    f"{ts_offsets[i + 1] - ts_offsets[i]} timestamps for {self.offsets[i + 1] - self.offsets[i]} values."
+                    f"{ts_offsets[i + 1] - ts_offsets[i]} timestamps for {lengths[i]} values."
                 )
             if not pa.types.is_timestamp(flat_ts.type):
                 flat_ts = flat_ts.cast(pa.timestamp("us"))
-            self.timestamps = flat_ts.to_numpy(zero_copy_only=False)
+            flat = flat_ts.to_numpy(zero_copy_only=False)
+            if no_ts is not None:  # coerce: a series without timestamps gets missing ones (refused alone)
+                take = np.repeat(ts_offsets[:-1] - self.offsets[:-1], lengths) + np.arange(len(self.values))
+                has = np.repeat(~no_ts, lengths)
+                flat = np.where(has, flat[np.where(has, take, 0)] if len(flat) else np.datetime64("NaT"),
+                                np.datetime64("NaT"))  # fmt: skip
+            self.timestamps = flat
 
     @property
     def lengths(self) -> NDArray[np.int64]:
@@ -395,10 +406,11 @@ def detect_arrow(kind: str, values: Any, offsets: Any, timestamps: Any = None, *
 
 def _run_udf(kind: str, values: Any, timestamps: Any, key: Any, params: tuple[Any, ...], errors: Any) -> Any:
     """The body of every UDF: list chunk -> one engine batch call -> list (or struct) chunk."""
-    inp = _ListInput(values, timestamps)
+    mode = _errors_mode(errors)
+    inp = _ListInput(values, timestamps, coerce=mode == "coerce")
     names = CHANGE_POINT_PARAMS if kind == "change_points" else DETECT_PARAMS
     struct = detect_arrow(
-        kind, inp.values, inp.offsets, inp.timestamps, errors=_errors_mode(errors),
+        kind, inp.values, inp.offsets, inp.timestamps, errors=mode,
         keys=_keys(key, inp.valid_rows), **_engine_params(names, params, inp.row_valid),
     )  # fmt: skip
     return inp.wrap_flat(struct) if KINDS[kind][2] else inp.wrap_rows(struct)

@@ -46,6 +46,7 @@ try:
     from pydantic import BaseModel, ConfigDict, Field
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.requests import ClientDisconnect
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependency.for_extra("fastapi", "server") from exc
 
@@ -133,7 +134,7 @@ class DetectRequest(_RequestBase):
         json_schema_extra={"examples": [{"series": _example_series(), "granularity": "daily", "sensitivity": 95}]}
     )
     maxAnomalyRatio: float | None = Field(None, gt=0, lt=0.5, description="Largest share of flagged points.")
-    sensitivity: int | None = Field(None, ge=0, le=99, description="0-99, higher = narrower margins; default 99.")
+    sensitivity: float | None = Field(None, ge=0, le=100, description="0-100, higher = narrower margins; default 99.")
     imputeMode: ImputeMode | None = Field(None, description="How missing grid points are filled; default auto.")
     imputeFixedValue: float | None = Field(None, description="The fill value of imputeMode fixed.")
     boundaryVersion: Literal["V1", "V2", "V3"] | None = Field(None, description="How margins are built.")
@@ -287,7 +288,7 @@ def _grid_points(values: Any, timestamps: Any, kwargs: dict[str, Any], kind: str
 
     try:
         granularity = check_granularity(kwargs.get("granularity"))
-        interval = check_custom_interval(kwargs.get("custom_interval"))
+        interval = check_custom_interval(kwargs.get("custom_interval"), granularity)
         ts = as_datetime64(timestamps)
         if granularity is None:
             granularity, interval = infer_granularity(ts)
@@ -420,13 +421,20 @@ def create_app(
                 413, "RequestTooLarge", f"The request body must be at most {body_limit} bytes, got {int(declared)}."
             )
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > body_limit:
-                raise _Refusal(
-                    413, "RequestTooLarge", f"The request body must be at most {body_limit} bytes, got more."
-                )
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > body_limit:
+                    raise _Refusal(
+                        413, "RequestTooLarge", f"The request body must be at most {body_limit} bytes, got more."
+                    )
+                chunks.append(chunk)
+        except ClientDisconnect:  # the caller went away mid-upload: nobody to answer, nothing went wrong here
+            # uvicorn's own logger: configured (level, format) in every worker process
+            logging.getLogger("uvicorn.error").info(
+                "client disconnected during the upload of %s %s (%d bytes read)", request.method, request.url.path, size
+            )
+            raise _Refusal(400, "ClientDisconnected", "The client disconnected before the body was read.") from None
         return b"".join(chunks)
 
     def make_endpoint(kind: str, preview: bool = False) -> Callable[[Request], Any]:

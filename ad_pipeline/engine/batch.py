@@ -46,7 +46,7 @@ from .result import ChangePointBatchResult, EntireBatchResult, LastBatchResult
 MIN_POINTS = 12
 MAX_ABS_VALUE = 1e100
 MAX_GRID_FACTOR = 100  # a grid more than 99% missing is refused (it would also exhaust memory)
-MAX_GRID_POINTS = 50_000_000  # with an explicit granularity, the grid size that is refused
+MAX_GRID_POINTS = 4_000_000  # with an explicit granularity, the grid size that is refused
 ERRORS = ("raise", "coerce")
 
 DETECT_DEFAULTS: dict[str, Any] = {
@@ -74,11 +74,33 @@ Keys = Sequence[Any] | Callable[[int], Any] | None
 # --------------------------------------------------------------------------- input checks
 
 
+class _BadTimestamps:
+    """The unusable timestamps of a batch (missing, unreadable, out of range): index and reason."""
+
+    def __init__(self, index: NDArray[np.int64], reasons: list[str]) -> None:
+        self.index, self.reasons = index, reasons
+
+    def first_in(self, a: int, b: int) -> BadArgument | None:
+        """The error of the first bad timestamp in ``[a, b)``, its index counted within the series."""
+        j = int(np.searchsorted(self.index, a))
+        if j == len(self.index) or self.index[j] >= b:
+            return None
+        i = int(self.index[j])
+        return BadArgument(self.reasons[j].replace(f"at index {i}.", f"at index {i - a}."))
+
+
 def check_batch_input(
     values: ArrayLike, offsets: ArrayLike, timestamps: ArrayLike | None
-) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.datetime64] | None, NDArray[np.datetime64] | None]:
+) -> tuple[
+    NDArray[np.float64], NDArray[np.int64], NDArray[np.datetime64] | None, NDArray[np.datetime64] | None,
+    _BadTimestamps | None,
+]:
     """Flat values, offsets, timestamps (UTC) and their wall-clock times (None unless time zones came)
-    as numpy arrays; refuse inconsistent layouts."""
+    as numpy arrays; refuse inconsistent layouts.
+
+    Unusable timestamps (missing, unreadable, out of range) are returned (the last item, else
+    ``None``) to refuse only their series: ``errors="coerce"`` keeps the others.
+    """
     try:
         vals = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
@@ -103,13 +125,16 @@ def check_batch_input(
             f"got {got}."
         )
     ts = wall = None
+    bad_ts = None
     if timestamps is not None:
-        ts, wall = parse_timestamps(timestamps)
+        ts, wall, bad, reasons = parse_timestamps(timestamps)
         if ts.shape != vals.shape:
             raise BadArgument(
                 f"The 'timestamps' field must hold one timestamp per value ({len(vals)}), got {len(ts)}."
             )
-    return vals, offs, ts, wall
+        if len(bad):
+            bad_ts = _BadTimestamps(bad, reasons)
+    return vals, offs, ts, wall, bad_ts
 
 
 def _first_non_numeric(values: Any) -> str:
@@ -187,8 +212,12 @@ def _prepare(
         pos = grid_positions(ts, granularity, interval)
         m = int(pos[-1]) + 1
         # an explicit granularity keeps Azure's answer for sparse grids (a recorded case has 24
-        # microsecond points over 23,001 grid points); only a grid too big for memory is refused
-        too_big = inferred or (m > MAX_GRID_POINTS and not points_only(params, m, m - n_obs))
+        # microsecond points over 23,001 grid points); only a grid that would cost far more than
+        # its points is refused: beyond MAX_GRID_FACTOR per point, and for detection (which
+        # models a mostly missing grid cheaply, or on its points alone: points_only) also beyond
+        # MAX_GRID_POINTS
+        cheap = not inferred and isinstance(params, SeriesParams)
+        too_big = not cheap or (m > MAX_GRID_POINTS and not points_only(params, m, m - n_obs))
         if m > MAX_GRID_FACTOR * len(values) and too_big:
             what = (
                 f"The timestamps fit no regular grid: their common step (granularity {granularity!r}, "
@@ -199,9 +228,9 @@ def _prepare(
             )
             err = InvalidGranularity if inferred else InvalidSeries
             limit = (
-                f"at most {MAX_GRID_FACTOR} grid points per given point are allowed"
-                if inferred
-                else f"a grid of more than {MAX_GRID_POINTS} points and {MAX_GRID_FACTOR} per given point is refused"
+                f"a grid of more than {MAX_GRID_POINTS} points and {MAX_GRID_FACTOR} per given point is refused"
+                if cheap
+                else f"at most {MAX_GRID_FACTOR} grid points per given point are allowed"
             )
             raise err(f"{what} span {m} grid points for {len(values)} points: {limit}.")
     m = int(pos[-1]) + 1
@@ -211,6 +240,16 @@ def _prepare(
             f"{2 * params.period + 1} points, got {m}."
         )
     n_missing = m - n_obs  # grid points without a point, and points without a value
+    if isinstance(params, ChangePointParams):
+        if params.stable_trend_window is not None and params.stable_trend_window > m:
+            raise InvalidModelArgument(
+                f"The 'stable_trend_window' field must be at most the series' {m} grid points, "
+                f"got {params.stable_trend_window}."
+            )
+        if params.period is None and n_missing > 0.5 * m:
+            # as the Azure period detection: more than half the grid missing means no period (and
+            # no period search over a grid that is mostly filled-in points)
+            params = replace(params, period=0)
     seasonal = isinstance(params, SeriesParams) and params.period is not None and params.period > 1
     if seasonal and n_missing > 0.5 * m:
         raise InvalidSeries(
@@ -260,7 +299,7 @@ def _run(
     if errors not in ERRORS:
         raise BadArgument(f"The 'errors' field must be one of {', '.join(ERRORS)}, got {errors!r}.")
     watch_compilation()
-    vals, offs, ts, wall = check_batch_input(values, offsets, timestamps)
+    vals, offs, ts, wall, bad_ts = check_batch_input(values, offsets, timestamps)
     n_series = len(offs) - 1
     known = CHANGE_POINT_DEFAULTS if kind == "change_points" else DETECT_DEFAULTS
     unknown = set(parameters) - set(known)
@@ -280,6 +319,8 @@ def _run(
         try:
             if isinstance(p, Exception):
                 raise p
+            if bad_ts is not None and (ts_err := bad_ts.first_in(a, b)) is not None:
+                raise ts_err
             if kind == "last" and (b == a or np.isnan(vals[b - 1])):
                 raise InvalidSeries("The last point of the 'series' field must have a value, got a missing value.")
             grids[i], positions[i] = _prepare(
@@ -331,6 +372,15 @@ def _settle_margins(
     >>> bool(0.3 <= 0.1 + up[0])
     True
     """
+    with np.errstate(invalid="ignore"):
+        # a margin many ulps short (a zero margin next to a value a hair away, e.g. sensitivity
+        # 100) first jumps to the distance itself; the loop below settles the last rounding
+        ub, lb = expected + upper, expected - lower
+        above, below = x - expected, expected - x
+        upper = np.where(~flags & (x > ub), np.maximum(upper, above), upper)
+        upper = np.where(flags & (x > expected) & (x <= ub), np.minimum(upper, above), upper)
+        lower = np.where(~flags & (x < lb), np.maximum(lower, below), lower)
+        lower = np.where(flags & (x < expected) & (x >= lb), np.minimum(lower, below), lower)
     for _ in range(8):
         ub, lb = expected + upper, expected - lower
         widen_up, widen_lo = ~flags & (x > ub), ~flags & (x < lb)

@@ -17,12 +17,12 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import BadArgument, InvalidGranularity, InvalidSeries
+from ..errors import BadArgument, InvalidCustomInterval, InvalidGranularity, InvalidSeries
 
 _NS = {
     "weekly": 7 * 86_400 * 10**9,
@@ -52,27 +52,47 @@ _DOTNET = re.compile(
 )
 
 
+class ParsedTimestamps(NamedTuple):
+    """What :func:`parse_timestamps` read: UTC times, wall-clock times, and the unusable ones."""
+
+    utc: NDArray[np.datetime64]  # datetime64[ns], NaT where unusable
+    wall: NDArray[np.datetime64] | None  # local wall-clock times, when any timestamp carried a time zone
+    bad: NDArray[np.int64]  # indices of the unusable timestamps (missing, unreadable, out of range)
+    reasons: list[str]  # one refusal message per bad index
+
+
 def as_datetime64(timestamps: Any, *, field: str = "timestamp") -> NDArray[np.datetime64]:
     """Timestamps as ``datetime64[ns]`` in UTC (strings, datetimes and datetime64 accepted).
 
     Strings are read by :func:`parse_timestamp` (ISO-8601 or .NET general dates, the forms Azure
-    took); offsets and time zones are converted to UTC and dropped.
+    took); offsets and time zones are converted to UTC and dropped. The first unusable timestamp
+    is refused.
 
     >>> as_datetime64(["2019-08-10T02:00:00+02:00", " 12/16/2021 4:39:32 PM "]).tolist()
     [1565395200000000000, 1639672772000000000]
     """
-    return parse_timestamps(timestamps, field=field)[0]
+    parsed = parse_timestamps(timestamps, field=field)
+    if len(parsed.bad):
+        raise BadArgument(parsed.reasons[0])
+    return parsed.utc
 
 
-def parse_timestamps(
-    timestamps: Any, *, field: str = "timestamp"
-) -> tuple[NDArray[np.datetime64], NDArray[np.datetime64] | None]:
-    """``(utc, wall)``: the timestamps in UTC, and their local wall-clock times when any carried a time zone.
+def parse_timestamps(timestamps: Any, *, field: str = "timestamp") -> ParsedTimestamps:
+    """The timestamps in UTC, their local wall-clock times when any carried a time zone, and the
+    unusable ones.
 
     The wall-clock times (``None`` for naive or UTC-only input) are what a calendar grid (daily,
     weekly, monthly, yearly) is laid on: local midnights stay midnights across DST changes.
+    A missing (NaT), unreadable or out-of-range timestamp is not an error here (it is NaT, with
+    its index and reason): the caller decides whether it sinks the call (:func:`as_datetime64`)
+    or only its series (``errors="coerce"``).
+
+    >>> parsed = parse_timestamps(["2024-01-01", "soon", "2024-01-03"])
+    >>> parsed.bad.tolist(), parsed.reasons[0][:60]
+    ([1], "The 'timestamp' field must hold timestamps as ISO-8601 (2021")
     """
     arr = np.asarray(timestamps)
+    reasons: dict[int, str] = {}
     wall_us = None
     if np.issubdtype(arr.dtype, np.datetime64):
         wide = arr.astype("datetime64[us]")
@@ -80,30 +100,37 @@ def parse_timestamps(
         wide = fast
     else:
         flat = arr.ravel()
-        utc = np.empty(len(flat), dtype="datetime64[us]")
+        utc = np.full(len(flat), np.datetime64("NaT"), dtype="datetime64[us]")
         offsets = np.zeros(len(flat), dtype=np.int64)  # minutes east of UTC
         for i, t in enumerate(flat):
             try:
                 utc[i], offsets[i] = _parse_one(t)
             except (TypeError, ValueError, OverflowError):
-                raise BadArgument(
-                    f"The {field!r} field must hold timestamps as {ACCEPTED_FORMS}, got {(str(t) if isinstance(t, str) else t)!r:.60} at index {i}."
-                ) from None
+                reasons[i] = (
+                    f"The {field!r} field must hold timestamps as {ACCEPTED_FORMS}, "
+                    f"got {(str(t) if isinstance(t, str) else t)!r:.60} at index {i}."
+                )
         wide = utc.reshape(arr.shape)
         if offsets.any():
             wall_us = (utc + offsets.astype("timedelta64[m]")).reshape(arr.shape)
-    if np.isnat(wide).any():
-        i = int(np.flatnonzero(np.isnat(wide))[0])
-        raise BadArgument(f"The {field!r} field must not hold missing timestamps, got NaT at index {i}.")
-    outside = (wide < _NS_RANGE[0]) | (wide > _NS_RANGE[1])
-    if outside.any():  # datetime64[ns] would silently wrap these around
-        i = int(np.flatnonzero(outside)[0])
-        raise BadArgument(
+    nat = np.isnat(wide)
+    for i in np.flatnonzero(nat).tolist():
+        reasons.setdefault(i, f"The {field!r} field must not hold missing timestamps, got NaT at index {i}.")
+    outside = ~nat & ((wide < _NS_RANGE[0]) | (wide > _NS_RANGE[1]))
+    for i in np.flatnonzero(outside).tolist():  # datetime64[ns] would silently wrap these around
+        reasons[i] = (
             f"The {field!r} field must hold timestamps between {_NS_RANGE[0]} and {_NS_RANGE[1]}, "
             f"got {wide.ravel()[i]} at index {i}."
         )
+    if outside.any():
+        wide = np.where(outside, np.datetime64("NaT"), wide)
+        if wall_us is not None:
+            wall_us = np.where(outside, np.datetime64("NaT"), wall_us)
     utc_ns = arr.astype("datetime64[ns]") if arr.dtype == np.dtype("datetime64[ns]") else wide.astype("datetime64[ns]")
-    return utc_ns, (None if wall_us is None else wall_us.astype("datetime64[ns]"))
+    bad = np.array(sorted(reasons), dtype=np.int64)
+    return ParsedTimestamps(
+        utc_ns, None if wall_us is None else wall_us.astype("datetime64[ns]"), bad, [reasons[i] for i in bad.tolist()]
+    )
 
 
 def _parse_plain_iso(arr: NDArray[Any]) -> NDArray[np.datetime64] | None:
@@ -170,40 +197,85 @@ def _parse_one(t: Any) -> tuple[np.datetime64, int]:
     return np.datetime64(t, "us"), 0
 
 
+#: the longest grid step: 2**63 - 1 ns (292 years), the largest difference of two datetime64[ns]
+MAX_STEP_NS = 2**63 - 1
+
+
+def max_custom_interval(granularity: str | None) -> int:
+    """The largest ``custom_interval`` of a granularity: a grid step of at most 292 years.
+
+    ``None`` and ``none`` (timestamps without a grid) get the bound of the finest unit.
+
+    >>> max_custom_interval("hourly"), max_custom_interval("monthly")
+    (2562047, 3504)
+    """
+    if granularity in _MONTHS:
+        return 292 * 12 // _MONTHS[granularity]
+    return MAX_STEP_NS // _NS.get(granularity or "microsecond", _NS["microsecond"])
+
+
+def step_too_long(granularity: str | None, custom_interval: Any) -> InvalidCustomInterval:
+    """The refusal of a ``custom_interval`` whose grid step exceeds :func:`max_custom_interval`."""
+    return InvalidCustomInterval(
+        f"The 'custom_interval' field must be a positive integer of at most {max_custom_interval(granularity)} "
+        f"with granularity {granularity or 'none'!r} (a grid step of at most 292 years), got {custom_interval!r}."
+    )
+
+
 def step_ns(granularity: str, custom_interval: int) -> int:
     """The grid step in nanoseconds (not defined for monthly/yearly)."""
     return _NS[granularity] * custom_interval
 
 
+def _check_order(ts: NDArray[np.datetime64]) -> None:
+    """Refuse unsorted or duplicated timestamps (compared, never subtracted: a difference of more
+    than 292 years does not fit in int64 nanoseconds)."""
+    t = ts.view(np.int64)
+    down = t[1:] < t[:-1]
+    if down.any():
+        i = int(np.flatnonzero(down)[0]) + 1
+        raise InvalidSeries(
+            f"The 'series' field must be sorted by timestamp in ascending order, got {ts[i]} after {ts[i - 1]} at index {i}."
+        )
+    same = t[1:] == t[:-1]
+    if same.any():
+        i = int(np.flatnonzero(same)[0]) + 1
+        raise InvalidSeries(f"The 'series' field cannot have duplicated timestamp, got {ts[i]} twice (index {i}).")
+
+
+def _since(t: NDArray[np.int64], t0: int) -> NDArray[np.uint64]:
+    """``t - t0`` of ascending int64 nanoseconds as uint64 (exact: the span of the datetime64[ns]
+    range, 584 years, fits in 64 unsigned bits but not in 63)."""
+    return t.view(np.uint64) - np.uint64(t0 & 0xFFFF_FFFF_FFFF_FFFF)
+
+
 def grid_positions(ts: NDArray[np.datetime64], granularity: str, custom_interval: int) -> NDArray[np.int64]:
-    """Grid index ``k`` of every timestamp; refuses unsorted, duplicated or off-grid points."""
+    """Grid index ``k`` of every timestamp; refuses unsorted, duplicated or off-grid points
+    (with granularity ``none`` too: the timestamps then only order the points, and must)."""
+    ts = np.asarray(ts, dtype="datetime64[ns]")
     n = len(ts)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
+    _check_order(ts)
     if granularity == "none":
         return np.arange(n, dtype=np.int64)
     if granularity in _MONTHS:
+        if custom_interval > max_custom_interval(granularity):
+            raise step_too_long(granularity, custom_interval)
         months = ts.astype("datetime64[M]")
         within = (ts - months.astype("datetime64[ns]")).astype(np.int64)
-        m = months.astype(np.int64)
-        off = (m - m[0]) if n else m
+        off = months.astype(np.int64) - months.astype(np.int64)[0]
         step = _MONTHS[granularity] * custom_interval
         on_grid = (off % step == 0) & (within == within[0])
         pos = off // step
     else:
         step = step_ns(granularity, custom_interval)
-        delta = (ts - ts[0]).astype(np.int64)
-        on_grid = delta % step == 0
-        pos = delta // step
-    d = np.diff(pos)
-    if (d < 0).any() or (np.diff(ts.astype(np.int64)) < 0).any():
-        i = int(np.flatnonzero(np.diff(ts.astype(np.int64)) < 0)[0]) + 1
-        raise InvalidSeries(
-            f"The 'series' field must be sorted by timestamp in ascending order, got {ts[i]} after {ts[i - 1]} at index {i}."
-        )
-    if (np.diff(ts.astype(np.int64)) == 0).any():
-        i = int(np.flatnonzero(np.diff(ts.astype(np.int64)) == 0)[0]) + 1
-        raise InvalidSeries(f"The 'series' field cannot have duplicated timestamp, got {ts[i]} twice (index {i}).")
+        if step > MAX_STEP_NS:  # check_custom_interval refuses these first; never an OverflowError
+            raise step_too_long(granularity, custom_interval)
+        step_u = np.uint64(step)
+        delta = _since(ts.view(np.int64), int(ts.view(np.int64)[0]))
+        on_grid = delta % step_u == 0
+        pos = (delta // step_u).astype(np.int64)
     if not on_grid.all():
         i = int(np.flatnonzero(~on_grid)[0])
         raise InvalidSeries(
@@ -221,18 +293,17 @@ def infer_granularity(ts: NDArray[np.datetime64]) -> tuple[str, int]:
     """
     if len(ts) < 2:
         return "none", 1
-    t = ts.astype(np.int64)
-    diffs = np.diff(t)
-    if (diffs <= 0).any():
-        # let grid_positions report the exact problem (unsorted / duplicated)
-        grid_positions(ts, "microsecond", 1)
+    ts = np.asarray(ts, dtype="datetime64[ns]")
+    _check_order(ts)
+    t = ts.view(np.int64)
+    diffs = t[1:].view(np.uint64) - t[:-1].view(np.uint64)  # exact for ascending timestamps
     months = ts.astype("datetime64[M]").astype(np.int64)
     within = (ts - ts.astype("datetime64[M]").astype("datetime64[ns]")).astype(np.int64)
     if (within == within[0]).all() and (np.diff(months) > 0).all():
         g = int(np.gcd.reduce(np.diff(months)))
         if g % 12 == 0:
             return "yearly", g // 12
-        if int(np.diff(t).min()) >= 28 * 86_400 * 10**9:
+        if int(diffs.min()) >= 28 * 86_400 * 10**9:
             return "monthly", g
     g = int(np.gcd.reduce(diffs))
     for name in _INFER_ORDER:

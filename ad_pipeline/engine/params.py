@@ -25,6 +25,7 @@ from ..errors import (
     InvalidModelArgument,
     InvalidPeriod,
 )
+from .granularity import max_custom_interval, step_too_long
 
 GRANULARITIES = (
     "yearly",
@@ -91,11 +92,20 @@ def check_granularity(value: Any) -> str | None:
     )
 
 
-def check_custom_interval(value: Any) -> int:
+def check_custom_interval(value: Any, granularity: str | None = None) -> int:
+    """A positive integer; the grid step it makes with ``granularity`` is at most 292 years.
+
+    >>> check_custom_interval(2_562_048, "hourly")
+    Traceback (most recent call last):
+    ...
+    ad_pipeline.errors.InvalidCustomInterval: The 'custom_interval' field must be a positive integer of at most 2562047 with granularity 'hourly' (a grid step of at most 292 years), got 2562048.
+    """
     if value is None:
         return 1
     if _is_int_like(value) and int(value) > 0:
-        return int(value)
+        if int(value) <= max_custom_interval(granularity):
+            return int(value)
+        raise step_too_long(granularity, value)
     raise InvalidCustomInterval(f"The 'custom_interval' field must be a positive integer, got {value!r}.")
 
 
@@ -197,9 +207,10 @@ def check_params(
     ad_pipeline.errors.InvalidModelArgument: The 'sensitivity' field must be a number between 0 and 100, got 120.
     """
     mode = check_impute_mode(impute_mode)
+    gran = check_granularity(granularity)
     return SeriesParams(
-        granularity=check_granularity(granularity),
-        custom_interval=check_custom_interval(custom_interval),
+        granularity=gran,
+        custom_interval=check_custom_interval(custom_interval, gran),
         period=check_period(period),
         max_anomaly_ratio=check_max_anomaly_ratio(max_anomaly_ratio),
         sensitivity=check_sensitivity(sensitivity),
@@ -219,9 +230,10 @@ def check_change_point_params(
     threshold: Any = None,
 ) -> ChangePointParams:
     """Check the change-point parameters of one series."""
+    gran = check_granularity(granularity)
     return ChangePointParams(
-        granularity=check_granularity(granularity),
-        custom_interval=check_custom_interval(custom_interval),
+        granularity=gran,
+        custom_interval=check_custom_interval(custom_interval, gran),
         period=check_period(period),
         stable_trend_window=check_stable_trend_window(stable_trend_window),
         threshold=check_threshold(threshold),

@@ -124,7 +124,7 @@ CASES = [
         "grid too big for memory",
         entire(X, DAYS[0] + np.arange(48) * np.timedelta64(2_000_000, "s"), granularity="secondly", method="auto"),
         E.InvalidSeries,
-        ("'secondly'", "94000001 grid points", "48 points", "50000000"),
+        ("'secondly'", "94000001 grid points", "48 points", "4000000"),
     ),
     # ---- InvalidGranularity
     Case("unknown granularity", entire(granularity="fortnightly"), E.InvalidGranularity, ("'granularity'", "'fortnightly'")),

@@ -369,7 +369,7 @@ def test_last_detect_batch_shapes(data: st.DataObject) -> None:
 def change_point_params(draw: st.DrawFn, n: int) -> dict[str, Any]:
     p: dict[str, Any] = {}
     if draw(st.booleans()):
-        p["stable_trend_window"] = draw(st.integers(3, 60))
+        p["stable_trend_window"] = draw(st.integers(3, min(60, n)))  # at most the series' length
     if draw(st.booleans()):
         p["threshold"] = draw(st.floats(0.001, 0.999))
     period = draw(st.sampled_from(("detect", 0, "explicit")))

@@ -41,6 +41,15 @@ _LEGACY = {"imputeStrategy", "fillUpMode", "fixedValue"}
 _FILL_UP = {"last": "previous", "no": "notFill", "notfill": "notFill"}
 
 
+def _check_scalar(field: str, value: Any) -> None:
+    """A parameter is one JSON scalar: ``"sensitivity": [95]`` is refused, not read as 95 (the
+    engine takes lists as one value per series)."""
+    if isinstance(value, (list, dict)):
+        raise BadArgument(
+            f"The {field!r} field must be a single number or string, got a JSON {'array' if isinstance(value, list) else 'object'}: {value!r:.60}."
+        )
+
+
 def parse_request(
     body: dict[str, Any], kind: str = "detect"
 ) -> tuple[NDArray[np.float64], list[str] | None, dict[str, Any]]:
@@ -83,11 +92,15 @@ def parse_request(
             stamps.append(point["timestamp"])
     if stamps and len(stamps) != len(series):
         raise BadArgument("The 'series' field must give a timestamp for every point or for none.")
+    for key in (*fields, "fillUpMode", "fixedValue"):
+        _check_scalar(key, body.get(key))
     kwargs: dict[str, Any] = {name: body[key] for key, name in fields.items() if key in body}
     if kind == "changepoint":
         return values, (stamps or None), kwargs
     strategy = body.get("imputeStrategy")
     if isinstance(strategy, dict):
+        for key in ("imputeMode", "imputeValue"):
+            _check_scalar(f"imputeStrategy.{key}", strategy.get(key))
         if "imputeMode" in strategy and "impute_mode" not in kwargs:
             kwargs["impute_mode"] = strategy["imputeMode"]
         if "imputeValue" in strategy and "impute_fixed_value" not in kwargs:
