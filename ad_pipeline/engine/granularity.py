@@ -45,6 +45,7 @@ ACCEPTED_FORMS = (
     "ISO-8601 (2021-12-16T04:39:32, with or without fractional seconds and a 'Z' or +hh:mm offset) or "
     ".NET general date (12/16/2021 4:39:32 AM, M/d/yyyy h:mm[:ss] with AM/PM or a 24-hour clock, or M/d/yyyy)"
 )
+_OFFSET_MINUTES = re.compile(r"[+-]\d{2}:?(\d{2})(?::\d{2}(?:\.\d+)?)?$")
 _DOTNET = re.compile(
     r"(\d{1,2})/(\d{1,2})/(\d{4})"
     r"(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,7}))?)?(?:\s*([AaPp])\.?[Mm]\.?)?)?"
@@ -167,6 +168,8 @@ def parse_timestamp(text: str) -> tuple[np.datetime64, int]:
         d = _dt.datetime.fromisoformat(s)
     except ValueError:
         d = _dt.datetime.fromisoformat(_dotnet_as_iso(s))
+    if (zone := _OFFSET_MINUTES.search(s)) is not None and int(zone.group(1)) > 59:
+        raise ValueError(f"a UTC offset's minutes must be 00..59, got {zone.group(0)!r}")  # Python reads -00:60 as -01:00
     offset = d.utcoffset()
     minutes = 0 if offset is None else int(offset.total_seconds() // 60)
     naive = d.replace(tzinfo=None) - (offset or _dt.timedelta(0))
