@@ -648,7 +648,9 @@ async def run_rest(tally: Tally, rng: np.random.Generator, series: list[tuple[Se
                     tally.invalid_series += 1
                     tally.codes[(payload or {}).get("code")] += 1
                 elif status == 200 and not hostile:
-                    tally.violations += _check_rest(payload, s, kind)
+                    found = _check_rest(payload, s, kind)
+                    tally.violations += found
+                    _dump(bool(found), "violation", "rest", tally, (body, payload))
     finally:
         log = server.stop()
     errors = [line for line in log.splitlines() if "ERROR" in line or "Traceback" in line]
