@@ -612,9 +612,10 @@ async def _post(client: Any, url: str, kind: str, body: bytes) -> tuple[int, Any
     return r.status_code, payload, dt
 
 
-def _check_rest(payload: Any, s: Series, kind: str) -> list[str]:
+def _check_rest(payload: Any, body: bytes, kind: str) -> list[str]:
+    """Invariants of an entire-detect answer against the values of the body that was sent."""
     if kind == "entire":
-        x = s.values
+        x = np.array([np.nan if p["value"] is None else p["value"] for p in json.loads(body)["series"]], dtype=float)
         e = np.array(payload["expectedValues"], dtype=float)
         up = e + np.array(payload["upperMargins"], dtype=float)
         lo = e - np.array(payload["lowerMargins"], dtype=float)
@@ -648,7 +649,9 @@ async def run_rest(tally: Tally, rng: np.random.Generator, series: list[tuple[Se
                     tally.invalid_series += 1
                     tally.codes[(payload or {}).get("code")] += 1
                 elif status == 200 and not hostile:
-                    tally.violations += _check_rest(payload, s, kind)
+                    found = _check_rest(payload, body, kind)
+                    tally.violations += found
+                    _dump(bool(found), "violation", "rest", tally, (body, payload))
     finally:
         log = server.stop()
     errors = [line for line in log.splitlines() if "ERROR" in line or "Traceback" in line]
