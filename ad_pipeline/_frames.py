@@ -38,6 +38,7 @@ from .engine.batch import (
     detect_entire_batch,
     detect_last_batch,
 )
+from .engine.granularity import CALENDAR
 from .errors import BadArgument
 
 # result column -> attribute of EntireBatchResult
@@ -550,8 +551,9 @@ class AnomalyMethods:
         """float64 values, nulls as NaN; refuses non-numeric columns."""
         raise NotImplementedError
 
-    def _timestamp_array(self, column: str) -> NDArray[np.datetime64]:  # pragma: no cover
-        """``datetime64[ns]`` (UTC, naive); refuses non-temporal columns."""
+    def _timestamp_array(self, column: str, *, local: bool = False) -> NDArray[np.datetime64]:  # pragma: no cover
+        """``datetime64[ns]``, naive: UTC, or with ``local`` a time-zone-aware column's local
+        wall-clock times; refuses non-temporal columns."""
         raise NotImplementedError
 
     def _key_codes(self, column: str) -> tuple[NDArray[np.int64], int]:  # pragma: no cover
@@ -577,7 +579,10 @@ class AnomalyMethods:
         values = {c: self._value_array(c) for c in req.values}
         ts = None
         if req.timestamp is not None:
-            ts = self._timestamp_array(req.timestamp)
+            # a calendar grid (daily .. yearly) of time-zone-aware data is laid on local wall-clock
+            # time, as the engine does for strings with offsets: local midnights across a DST change
+            local = req.params.get("granularity") in CALENDAR
+            ts = self._timestamp_array(req.timestamp, local=local)
             if req.errors == "raise":  # with "coerce" the engine refuses only the series of a missing one
                 check_no_missing_timestamps(ts, req.timestamp)
         keys = req.keys

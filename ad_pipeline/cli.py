@@ -1019,6 +1019,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+#: how DuckDB wraps an exception raised inside one of our UDFs (the text timestamp reader)
+_UDF_WRAPPER = "Python exception occurred while executing the UDF: "
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -1067,7 +1071,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "traceback", False):
             raise
         status = 2 if _is_input_error(exc) else 1
-        print(f"{PROG}: error: {type(exc).__name__}: {_first_line(exc)}", file=sys.stderr)
+        line = _first_line(exc)
+        if _UDF_WRAPPER in line:  # our own error raised inside a UDF: say it as ours
+            print(f"{PROG}: error: {line.split(_UDF_WRAPPER, 1)[1]}", file=sys.stderr)
+        else:
+            print(f"{PROG}: error: {type(exc).__name__}: {line}", file=sys.stderr)
         return status
 
 

@@ -67,8 +67,8 @@ class AnomalyFrameAccessor(AnomalyMethods, TabularOutlierMethods):
             raise non_numeric(column, s.dtype)
         return s.to_numpy(dtype=np.float64, na_value=np.nan)
 
-    def _timestamp_array(self, column: str) -> NDArray[np.datetime64]:
-        return _datetimes(self._df[column], column)
+    def _timestamp_array(self, column: str, *, local: bool = False) -> NDArray[np.datetime64]:
+        return _datetimes(self._df[column], column, local=local)
 
     def _key_codes(self, column: str) -> tuple[NDArray[np.int64], int]:
         codes, uniques = pd.factorize(self._df[column], use_na_sentinel=False)
@@ -98,15 +98,16 @@ class AnomalyFrameAccessor(AnomalyMethods, TabularOutlierMethods):
         return AnomalyFrameAccessor(self._df[mask])
 
 
-def _datetimes(s: pd.Series | pd.Index, column: str) -> NDArray[np.datetime64]:
-    """numpy or pyarrow-backed datetimes as naive UTC ``datetime64[ns]``."""
+def _datetimes(s: pd.Series | pd.Index, column: str, *, local: bool = False) -> NDArray[np.datetime64]:
+    """numpy or pyarrow-backed datetimes as naive ``datetime64[ns]``: UTC, or with ``local`` the
+    local wall-clock times of time-zone-aware ones."""
     if not pd.api.types.is_datetime64_any_dtype(s.dtype):
         raise non_temporal(column, s.dtype)
     if isinstance(s, pd.Index):
         if s.tz is not None:
-            s = s.tz_convert("UTC").tz_localize(None)
+            s = (s if local else s.tz_convert("UTC")).tz_localize(None)
     elif s.dt.tz is not None:
-        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+        s = (s if local else s.dt.tz_convert("UTC")).dt.tz_localize(None)
     return np.asarray(s.to_numpy(dtype="datetime64[ns]"))
 
 

@@ -67,13 +67,13 @@ class AnomalyFrameNamespace(AnomalyMethods, TabularOutlierMethods):
             raise non_numeric(column, s.dtype)
         return s.cast(pl.Float64).fill_null(np.nan).to_numpy()
 
-    def _timestamp_array(self, column: str) -> NDArray[np.datetime64]:
+    def _timestamp_array(self, column: str, *, local: bool = False) -> NDArray[np.datetime64]:
         s = self._df.get_column(column)
         if s.dtype == pl.Date:
             s = s.cast(pl.Datetime("ns"))
         elif isinstance(s.dtype, pl.Datetime):
             if s.dtype.time_zone is not None:
-                s = s.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+                s = (s if local else s.dt.convert_time_zone("UTC")).dt.replace_time_zone(None)
             s = s.dt.cast_time_unit("ns")
         else:
             raise non_temporal(column, s.dtype)
