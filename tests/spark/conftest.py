@@ -17,11 +17,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 ARROW_BATCH_ROWS = 200
+_HERE = Path(__file__).resolve().parent
 _COST: dict[str, Any] = {"seconds": 0.0, "sampler": None}
 
 
@@ -120,7 +122,14 @@ def spark() -> Iterator[Any]:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    """Wall time of every test in this folder, its fixtures of every scope included (the session's start)."""
+    """Wall time of every test in this folder, its fixtures of every scope included (the session's start).
+
+    pytest calls this hook for every test of the run (it is not scoped to this folder): other
+    tests are not counted.
+    """
+    if _HERE not in Path(item.path).parents:
+        yield
+        return
     t0 = time.perf_counter()
     yield
     _COST["seconds"] += time.perf_counter() - t0
