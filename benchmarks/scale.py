@@ -134,6 +134,11 @@ def run_spark(path: str, warm: str, cores: int, arrow_batch: int) -> tuple[float
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM: ru_maxrss would count the parent's RSS at fork, kept across exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
