@@ -246,3 +246,23 @@ def test_constant_series_have_no_period_and_raise_no_warning(level: float) -> No
         warnings.simplefilter("error")  # beyond float32's range the release's float32 steps would overflow
         for granularity in ("hourly", "daily", "minutely"):
             assert detect_period(np.full(400, level), granularity, 1) == 0
+
+
+def test_auto_fill_keeps_observed_values_and_flag_directions_follow_them():
+    """The short-gap spline returns observed points only up to rounding: on a series spanning 77
+    orders of magnitude that rounding rewrote small values entirely, and flags pointed the wrong way."""
+    from ad_pipeline.engine.azure.impute import fill_auto
+
+    rng = np.random.default_rng(166)
+    grid = 337
+    observed = np.sort(rng.choice(grid, 280, replace=False))
+    x = np.full(grid, np.nan)
+    x[observed] = 10.0 ** rng.uniform(-39, 38, len(observed))
+    filled = fill_auto(x, 27)
+    assert np.array_equal(filled[observed], x[observed])
+    ts = np.datetime64("1998-10-01T04:45:50") + observed.astype("timedelta64[W]") * 5
+    r = ad.detect_entire(x[observed], timestamps=ts, granularity="weekly", custom_interval=5, period=27)
+    v, e = x[observed], r.expected_values
+    assert r.is_anomaly.any()
+    assert not (r.is_positive_anomaly & (v < e)).any() and not (r.is_negative_anomaly & (v > e)).any()
+    assert np.array_equal(r.is_anomaly, r.is_positive_anomaly | r.is_negative_anomaly)

@@ -35,6 +35,7 @@ def _short_gaps(x: FloatArray, period: int) -> FloatArray:
 
     Where the 2 + 2 observed neighbours rise or fall monotonically and the spline leaves their
     range, the gap is filled linearly instead; every filled value is clipped to the observed range.
+    Observed points keep their values.
     """
     from scipy.interpolate import make_interp_spline
 
@@ -57,6 +58,10 @@ def _short_gaps(x: FloatArray, period: int) -> FloatArray:
             if np.any((full[i:e] < a) | (full[i:e] > b)):
                 full[i:e] = np.linspace(x[i - 1], x[e], m + 2)[1:-1]
         full[i:e] = np.clip(full[i:e], lo, hi)
+    # observed points keep their values: the spline returns them only up to rounding, and on a
+    # series spanning tens of orders of magnitude that rounding rewrote small values entirely
+    # (1e10 became 2e21 beside values of 1e38), so flags were judged on numbers never given
+    full[~miss] = x[~miss]
     return full
 
 
