@@ -167,19 +167,25 @@ def points_only(params: SeriesParams | ChangePointParams, m: int, n_missing: int
     )
 
 
-def _calendar_time(
-    ts: NDArray[np.datetime64], wall: NDArray[np.datetime64] | None, granularity: str | None
-) -> NDArray[np.datetime64]:
-    """The times a grid is laid on: local wall-clock times for daily, weekly, monthly and yearly
-    grids of time-zone-aware input (local midnights across a DST change), UTC otherwise."""
-    if wall is None:
-        return ts
+def _grid_time(
+    ts: NDArray[np.datetime64], wall: NDArray[np.datetime64] | None, granularity: str | None, interval: int
+) -> tuple[NDArray[np.datetime64], str, int]:
+    """The times a grid is laid on, with its granularity and interval (inferred when not given):
+    local wall-clock times for daily, weekly, monthly and yearly grids of time-zone-aware input
+    (local midnights across a DST change), UTC otherwise."""
+    if wall is not None:
+        if granularity is None:
+            try:
+                on_wall = infer_granularity(wall)
+            except AnomalyDetectorError:
+                on_wall = None
+            if on_wall is not None and on_wall[0] in CALENDAR:
+                return wall, on_wall[0], on_wall[1]
+        elif granularity in CALENDAR:
+            return wall, granularity, interval
     if granularity is None:
-        try:
-            granularity = infer_granularity(wall)[0]
-        except AnomalyDetectorError:
-            return ts
-    return wall if granularity in CALENDAR else ts
+        granularity, interval = infer_granularity(ts)
+    return ts, granularity, interval
 
 
 def _prepare(
@@ -206,9 +212,7 @@ def _prepare(
         pos = np.arange(len(values), dtype=np.int64)
     else:
         inferred = granularity is None
-        ts = _calendar_time(ts, wall, granularity)
-        if granularity is None:
-            granularity, interval = infer_granularity(ts)
+        ts, granularity, interval = _grid_time(ts, wall, granularity, interval)
         pos = grid_positions(ts, granularity, interval)
         m = int(pos[-1]) + 1
         # an explicit granularity keeps Azure's answer for sparse grids (a recorded case has 24
