@@ -10,7 +10,7 @@ detection) over numpy arrays, with adapters for pandas, polars, DuckDB and Airfl
 [9]
 """
 
-from . import _register, errors  # noqa: F401  (_register: df.anomaly once pandas/polars get imported)
+from . import errors
 from .engine import (
     ChangePointBatchResult,
     ChangePointResult,
@@ -26,6 +26,9 @@ from .engine import (
     detect_last_batch,
 )
 from .errors import AnomalyDetectorError
+from .frames.register import install as _install_frame_adapters
+
+_install_frame_adapters()  # df.anomaly once pandas/polars/dask.dataframe get imported (never imports them)
 
 __version__ = "0.1.0"
 

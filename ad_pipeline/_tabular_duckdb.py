@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._tabular_frames import arrow_column, top_features_arrow
 from .errors import BadArgument
+from .frames.tabular import arrow_column, top_features_arrow
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb

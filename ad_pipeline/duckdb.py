@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._frames import CHANGE_POINT_COLUMNS, ENTIRE_COLUMNS, ERROR_COLUMNS, LAST_COLUMNS
 from .engine.batch import detect_change_points_batch, detect_entire_batch, detect_last_batch
+from .engine.layout import CHANGE_POINT_COLUMNS, ENTIRE_COLUMNS, ERROR_COLUMNS, LAST_COLUMNS
 from .errors import AnomalyDetectorError, BadArgument, MissingDependency, error_from_code
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -30,13 +30,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._frames import Column, FrameData, Layout, run_change_points, run_detect, run_last
+from ..engine.layout import Column, FrameData, Layout, run_change_points, run_detect, run_last
 from ..errors import AnomalyDetectorError, BadArgument
 from ._backends import Backend, Params
 
 KINDS = ("entire", "last", "change_points")
 
-# result column -> SQL type class, for the DDL (values come from ad_pipeline._frames' columns)
+# result column -> SQL type class, for the DDL (values come from ad_pipeline.engine.layout's columns)
 _DETECT_TYPES = {
     "is_anomaly": "bool",
     "is_positive_anomaly": "bool",
@@ -592,7 +592,7 @@ def _detect_chunk(
 ) -> pa.Table:
     """Detect every series of a chunk (sorted by key, timestamp) with ONE engine batch call.
 
-    Conversion and the engine call are :mod:`ad_pipeline._frames`' (shared with the pandas and
+    Conversion and the engine call are :mod:`ad_pipeline.engine.layout`'s (shared with the pandas and
     polars adapters); this builds the Arrow table of rows to write.
     """
     nk, nv = len(spec.keys), len(spec.values)

@@ -33,9 +33,9 @@ import pyarrow as pa
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from .._tabular_frames import arrow_default_features, arrow_to_columns
 from ..engine.tabular import TabularDetector
 from ..errors import AnomalyDetectorError, BadArgument
+from ..frames.tabular import arrow_default_features, arrow_to_columns
 from ._backends import Backend, Params, backend_for
 from ._scan import MAX_PARAMS, META_COLUMNS, _is_bad_request, output_ddl, refused_write, run_ddl
 from .operators import _names, _ScanOperator, _table

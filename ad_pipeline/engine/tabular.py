@@ -117,7 +117,7 @@ def _as_columns(X: Any) -> tuple[list[str] | None, list[np.ndarray]]:
             raise BadArgument(f"The 'X' field must be a 2-D array (rows x features), got {arr.ndim} dimension(s).")
         return None, [arr[:, j] for j in range(arr.shape[1])]
     elif hasattr(X, "columns") and hasattr(X, "shape"):
-        from .._tabular_frames import frame_to_columns  # the adapter layer knows pandas/polars
+        from ..frames.tabular import frame_to_columns  # the adapter layer knows pandas/polars
 
         cols_map = frame_to_columns(X)
         names, cols = list(cols_map), list(cols_map.values())
