@@ -54,7 +54,7 @@ __all__ = [
 
 def __getattr__(name: str):  # lazy: `import ad_pipeline` must not import scikit-learn/numba kernels
     if name in ("TabularDetector", "TabularExplanation"):
-        from .engine import tabular
+        from .engine.tabular import detector
 
-        return getattr(tabular, name)
+        return getattr(detector, name)
     raise AttributeError(f"module 'ad_pipeline' has no attribute {name!r}")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..engine.tabular.encoding import register_frame_reader
 from ..errors import BadArgument, MissingDependency
 
 if TYPE_CHECKING:  # imported when used: `import ad_pipeline.frames.pandas` stays light (no numba kernels)
@@ -95,6 +96,11 @@ def frame_to_columns(df: Any, columns: Sequence[str] | None = None) -> dict[str,
         by_str = {str(c): c for c in df.columns}
         return {name: convert(df[by_str[name]]) for name in names}
     return {name: convert(df.get_column(name)) for name in names}
+
+
+# TabularDetector().fit(df) / .score_samples(df) ...: the engine reads these frames with this adapter
+register_frame_reader("pandas", frame_to_columns)
+register_frame_reader("polars", frame_to_columns)
 
 
 def arrow_column(a: Any, numeric: bool) -> np.ndarray:
