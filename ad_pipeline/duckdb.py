@@ -43,6 +43,8 @@ from numpy.typing import NDArray
 
 from .engine.batch import detect_change_points_batch, detect_entire_batch, detect_last_batch
 from .engine.layout import CHANGE_POINT_COLUMNS, ENTIRE_COLUMNS, ERROR_COLUMNS, LAST_COLUMNS
+from .engine.params import params_for
+from .engine.result import column_kinds
 from .errors import AnomalyDetectorError, BadArgument, MissingDependency, error_from_code
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,31 +71,11 @@ SQL_FILES = (
 )
 
 # parameters of the UDFs after (values, timestamps, key_label), in order, with their SQL types
-DETECT_PARAMS: tuple[tuple[str, str], ...] = (
-    ("granularity", "VARCHAR"),
-    ("custom_interval", "INTEGER"),
-    ("period", "INTEGER"),
-    ("max_anomaly_ratio", "DOUBLE"),
-    ("sensitivity", "DOUBLE"),
-    ("impute_mode", "VARCHAR"),
-    ("impute_fixed_value", "DOUBLE"),
-    ("boundary_version", "VARCHAR"),
-    ("method", "VARCHAR"),
-)
-CHANGE_POINT_PARAMS: tuple[tuple[str, str], ...] = (
-    ("granularity", "VARCHAR"),
-    ("custom_interval", "INTEGER"),
-    ("period", "INTEGER"),
-    ("stable_trend_window", "INTEGER"),
-    ("threshold", "DOUBLE"),
-)
+DETECT_PARAMS: tuple[tuple[str, str], ...] = tuple((p.name, p.sql_type) for p in params_for("entire"))
+CHANGE_POINT_PARAMS: tuple[tuple[str, str], ...] = tuple((p.name, p.sql_type) for p in params_for("change_points"))
 
 _SQL_TYPES = {"bool": "BOOLEAN", "float": "DOUBLE", "int": "INTEGER", "str": "VARCHAR"}
-_KINDS = {
-    **{c: "bool" for c in ("is_anomaly", "is_positive_anomaly", "is_negative_anomaly", "is_change_point")},
-    **{c: "int" for c in ("period", "suggested_window")},
-    **{c: "str" for c in ERROR_COLUMNS},
-}
+_KINDS = column_kinds()
 
 
 def _struct_sql(names: list[str]) -> str:

@@ -38,52 +38,18 @@ from .batch import (
     detect_entire_batch,
     detect_last_batch,
 )
+from .result import ERROR_COLUMNS as ERROR_TABLE
+from .result import column_attributes, column_kinds
 
-# result column -> attribute of EntireBatchResult
-ENTIRE_COLUMNS: dict[str, str] = {
-    "is_anomaly": "is_anomaly",
-    "is_positive_anomaly": "is_positive_anomaly",
-    "is_negative_anomaly": "is_negative_anomaly",
-    "expected_value": "expected_values",
-    "lower_boundary": "lower_boundaries",
-    "upper_boundary": "upper_boundaries",
-    "lower_margin": "lower_margins",
-    "upper_margin": "upper_margins",
-    "severity": "severity",
-    "period": "period",
-}
-# result column -> attribute of LastBatchResult
-LAST_COLUMNS: dict[str, str] = {
-    "is_anomaly": "is_anomaly",
-    "is_positive_anomaly": "is_positive_anomaly",
-    "is_negative_anomaly": "is_negative_anomaly",
-    "expected_value": "expected_value",
-    "lower_boundary": "lower_boundary",
-    "upper_boundary": "upper_boundary",
-    "lower_margin": "lower_margin",
-    "upper_margin": "upper_margin",
-    "severity": "severity",
-    "period": "period",
-    "suggested_window": "suggested_window",
-}
-# result column -> attribute of ChangePointBatchResult
-CHANGE_POINT_COLUMNS: dict[str, str] = {
-    "is_change_point": "is_change_point",
-    "change_point_confidence": "confidence_scores",
-}
-ERROR_COLUMNS = ("anomaly_error_code", "anomaly_error")
+# result column -> attribute of the job's batch result (from engine/result.py's column table)
+ENTIRE_COLUMNS: dict[str, str] = column_attributes("entire")
+LAST_COLUMNS: dict[str, str] = column_attributes("last")
+CHANGE_POINT_COLUMNS: dict[str, str] = column_attributes("change_points")
+ERROR_COLUMNS = tuple(c.name for c in ERROR_TABLE)
 ERRORS = ("raise", "coerce")
 
 # numpy dtype of every result column (so a lazy plan can declare its output schema up front)
-COLUMN_KINDS: dict[str, str] = {
-    **{c: "bool" for c in ("is_anomaly", "is_positive_anomaly", "is_negative_anomaly", "is_change_point")},
-    **{c: "float" for c in ("expected_value", "lower_boundary", "upper_boundary", "lower_margin")},
-    **{c: "float" for c in ("upper_margin", "severity", "change_point_confidence")},
-    "period": "int",
-    "suggested_window": "int",
-    "anomaly_error_code": "str",
-    "anomaly_error": "str",
-}
+COLUMN_KINDS: dict[str, str] = dict(column_kinds())
 
 
 def check_errors(errors: str) -> None:
