@@ -1,4 +1,5 @@
-"""Saving and loading a fitted :class:`~ad_pipeline.engine.tabular.TabularDetector`.
+"""Saving and loading a fitted :class:`~ad_pipeline.engine.tabular.TabularDetector` (``m`` below; the
+detector calls these, so this file does not import it).
 
 A model file is an ``.npz`` of the flat tree arrays and the per-feature scaling, plus JSON
 metadata (a ``meta`` member of bytes) sealed by a SHA-256 digest; :func:`load_model` reads it with
@@ -18,15 +19,12 @@ import os
 import tempfile
 from collections.abc import Mapping
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ...errors import DISTRIBUTION, InvalidModelFile
 from .encoding import check_params
-
-if TYPE_CHECKING:
-    from .detector import TabularDetector
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "save_model", "load_model", "digest", "package_version"]
 
@@ -34,7 +32,7 @@ FORMAT_NAME = "ad_pipeline.tabular.isolation_forest"
 FORMAT_VERSION = 1
 
 
-def save_model(m: TabularDetector, path: str | os.PathLike[str]) -> None:
+def save_model(m: Any, path: str | os.PathLike[str]) -> None:
     """Write the fitted model ``m`` to ``path`` (see :meth:`TabularDetector.save`)."""
     m._check_fitted()
     arrays: dict[str, np.ndarray] = {
@@ -75,7 +73,7 @@ def save_model(m: TabularDetector, path: str | os.PathLike[str]) -> None:
         raise
 
 
-def load_model(cls: type[TabularDetector], path: str | os.PathLike[str]) -> TabularDetector:
+def load_model(cls: type[Any], path: str | os.PathLike[str]) -> Any:
     """Read a model written by :func:`save_model` as an instance of ``cls`` (see :meth:`TabularDetector.load`)."""
     path = os.fspath(path)
     with open(path, "rb") as f:  # a missing file stays a FileNotFoundError
@@ -88,7 +86,7 @@ def load_model(cls: type[TabularDetector], path: str | os.PathLike[str]) -> Tabu
     return _from_arrays(cls, arrays, path)
 
 
-def _from_arrays(cls: type[TabularDetector], arrays: dict[str, np.ndarray], path: str) -> TabularDetector:
+def _from_arrays(cls: type[Any], arrays: dict[str, np.ndarray], path: str) -> Any:
     def bad(why: str) -> InvalidModelFile:
         return InvalidModelFile(f"The file {path!r} is not a valid ad_pipeline tabular model: {why}.")
 
@@ -146,7 +144,7 @@ def _from_arrays(cls: type[TabularDetector], arrays: dict[str, np.ndarray], path
     return m
 
 
-def _check_tree_arrays(m: TabularDetector, d: int, bad: Any) -> None:
+def _check_tree_arrays(m: Any, d: int, bad: Any) -> None:
     """Structural checks so the compiled kernels can only ever read inside the arrays and stop."""
     n = len(m._child)
     arrays = (m._child, m._feature, m._threshold, m._value)
