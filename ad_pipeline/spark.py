@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["detect", "detect_last", "change_points", "output_schema", "score_outliers", "whole_series"]
 
-#: Spark SQL type and Arrow type of each result column kind (see ``engine.layout.COLUMN_KINDS``).
+#: Spark SQL type and Arrow type of each result column kind (see ``engine.result.column_kinds``).
 SPARK_TYPES = {"bool": "boolean", "float": "double", "int": "bigint", "str": "string"}
 _ARROW_TYPES = {"bool": pa.bool_(), "float": pa.float64(), "int": pa.int64()}
 
