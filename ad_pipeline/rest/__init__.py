@@ -1,5 +1,6 @@
 """The Azure Anomaly Detector compatible REST service (the ``[server]`` extra).
 
+- :mod:`.request`: an Azure request body -> values, timestamps and engine parameters (no FastAPI needed);
 - :mod:`.app`: :func:`create_app` (the FastAPI application), subscription keys, size limits;
 - :mod:`.models`: the OpenAPI description of the bodies, its parameter fields from the engine's table;
 - :mod:`.server`: ``ad-pipeline serve`` / ``python -m ad_pipeline.rest`` (uvicorn).

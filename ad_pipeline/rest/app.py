@@ -6,7 +6,7 @@ Azure's request and response bodies (and the 2019 preview's ``/anomalyfinder/v2.
 Azure keeps working once its endpoint and key point here. Needs the ``[server]`` extra
 (FastAPI + uvicorn); start it with ``ad-pipeline serve``.
 
-- The request is read by :func:`ad_pipeline.engine.azure.request.parse_request` (shared with
+- The request is read by :func:`ad_pipeline.rest.request.parse_request` (shared with
   every replay of recorded requests) and the response is the result's ``to_dict()``.
 - Refusals are Azure's: HTTP 400 ``{"code", "message"}`` (the library's error), 401 for a
   missing or unknown ``Ocp-Apim-Subscription-Key``, 405 for other methods, 413 for bodies over
@@ -48,6 +48,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise MissingDependency.for_extra("fastapi", "server") from exc
 
 from .models import REQUEST_MODELS, RESPONSE_MODELS, ChangePointRequest, DetectRequest, ErrorResponse, Health
+from .request import parse_request
 
 __all__ = [
     "API_VERSIONS",
@@ -139,8 +140,6 @@ def _decode(raw: bytes) -> Any:
 
 def _parse(body: Any, kind: str) -> tuple[Any, Any, dict[str, Any]]:
     """The shared request reader (``parse_request``), for detect or change-point bodies."""
-    from ad_pipeline.engine.azure.request import parse_request
-
     return parse_request(body, "changepoint" if kind == "changepoint" else "detect")
 
 

@@ -1,6 +1,6 @@
 """The OpenAPI description of the REST bodies (pydantic models shown in ``/openapi.json``).
 
-The models only *describe* the bodies: requests are read by :func:`ad_pipeline.engine.azure.request.parse_request`
+The models only *describe* the bodies: requests are read by :func:`ad_pipeline.rest.request.parse_request`
 so that refusals carry the library's codes and messages, never pydantic's. The parameter fields come
 from :mod:`ad_pipeline.engine.params`' table (Azure JSON name, JSON schema, doc), so the schema
 accepts what the engine accepts (``sensitivity``: any number from 0 to 100).

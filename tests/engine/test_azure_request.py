@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import ad_pipeline as ad
-from ad_pipeline.engine.azure.request import parse_request
 from ad_pipeline.errors import BadArgument, InvalidGranularity, InvalidImputeMode, InvalidModelArgument
+from ad_pipeline.rest.request import parse_request
 
 
 def _body(**fields: object) -> dict:
@@ -78,7 +78,7 @@ def test_bad_values_raise_the_engines_errors(fields: dict, error: type) -> None:
 
 
 def test_null_fields_count_as_omitted() -> None:
-    from ad_pipeline.engine.azure.request import parse_request
+    from ad_pipeline.rest.request import parse_request
 
     body = {"series": [{"timestamp": f"2024-01-{d:02d}T00:00:00Z", "value": d} for d in range(1, 13)]}
     _, _, kw = parse_request(body | {"sensitivity": None, "period": None, "granularity": "daily"})
@@ -86,7 +86,7 @@ def test_null_fields_count_as_omitted() -> None:
 
 
 def test_change_point_requests_take_their_own_fields() -> None:
-    from ad_pipeline.engine.azure.request import parse_request
+    from ad_pipeline.rest.request import parse_request
 
     body = {
         "series": [{"timestamp": f"2024-01-{d:02d}T00:00:00Z", "value": d} for d in range(1, 13)],

@@ -19,22 +19,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ...errors import BadArgument
+from ..engine.params import PARAM_BY_NAME, params_for
+from ..errors import BadArgument
 
-_GRID_FIELDS = {
-    "granularity": "granularity",
-    "customInterval": "custom_interval",
-    "period": "period",
-}
-_CHANGE_POINT_FIELDS = _GRID_FIELDS | {"stableTrendWindow": "stable_trend_window", "threshold": "threshold"}
-_FIELDS = _GRID_FIELDS | {
-    "maxAnomalyRatio": "max_anomaly_ratio",
-    "sensitivity": "sensitivity",
-    "imputeMode": "impute_mode",
-    "imputeFixedValue": "impute_fixed_value",
-    "boundaryVersion": "boundary_version",
-    "method": "method",  # ad_pipeline's extension: "auto" for the most accurate detector
-}
+# Azure JSON field -> engine parameter, from engine/params.py's table ("method" is ad_pipeline's extension)
+_FIELDS = {p.azure: p.name for p in params_for("entire")}
+_CHANGE_POINT_FIELDS = {p.azure: p.name for p in params_for("change_points")}
 # accepted and ignored: response-shaping flags of the service and the fixed test level
 _IGNORED = {"needDetectorId", "needFillUpConfirm", "needSpectrumPeriod", "alpha", "series"}
 _LEGACY = {"imputeStrategy", "fillUpMode", "fixedValue"}
@@ -112,6 +102,6 @@ def parse_request(
         kwargs["impute_mode"] = _FILL_UP.get(mode.lower(), mode) if isinstance(mode, str) else mode
     if "fixedValue" in body and "impute_fixed_value" not in kwargs:
         kwargs["impute_fixed_value"] = body["fixedValue"]
-    kwargs.setdefault("sensitivity", 99)
+    kwargs.setdefault("sensitivity", PARAM_BY_NAME["sensitivity"].default)
     kwargs.setdefault("granularity", "none")
     return values, (stamps or None), kwargs
