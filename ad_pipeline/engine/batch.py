@@ -260,7 +260,7 @@ def _entire_batch(
 
 def _last_batch(
     values: ArrayLike, offsets: ArrayLike, timestamps: ArrayLike | None, *, window: int | str | None,
-    errors: str, keys: Keys, params: dict[str, Any],
+    window_groups: ArrayLike | None, errors: str, keys: Keys, params: dict[str, Any],
 ) -> LastBatchResult:
     """The body of :func:`detect_last_batch`: each newest point judged against its last ``window`` points.
 
@@ -275,7 +275,8 @@ def _last_batch(
         whole = _last_once(values, offsets, timestamps, errors="coerce", keys=keys, params=params)
         offs = whole.offsets
         lens = np.diff(offs)
-        keep = np.minimum(lens, np.where(whole.suggested_window > 0, whole.suggested_window, lens))
+        suggested = _group_max(whole.suggested_window, window_groups)
+        keep = np.minimum(lens, np.where(suggested > 0, suggested, lens))
         redo = np.flatnonzero((keep < lens) | ~whole.valid)  # invalid ones again, so errors= decides
     else:
         if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
@@ -306,6 +307,21 @@ def _last_batch(
             merged[f.name] = getattr(whole, f.name).copy()
             merged[f.name][redo] = getattr(part, f.name)
     return LastBatchResult(offsets=offs, **merged)
+
+
+def _group_max(suggested: NDArray[np.int64], groups: ArrayLike | None) -> NDArray[np.int64]:
+    """Each series' suggested window, the largest of its group when ``groups`` are given."""
+    if groups is None:
+        return suggested
+    g = np.asarray(groups)
+    if g.shape != suggested.shape:
+        raise BadArgument(
+            f"The 'window_groups' field must hold one group per series ({len(suggested)}), got {g.size} values."
+        )
+    _, codes = np.unique(g, return_inverse=True)
+    top = np.full(int(codes.max()) + 1 if len(codes) else 0, -1, dtype=np.int64)
+    np.maximum.at(top, codes, suggested)
+    return top[codes]
 
 
 def _sub_keys(keys: Keys, idx: NDArray[np.int64], n_series: int) -> Keys:
@@ -445,6 +461,7 @@ def detect_last_batch(
     timestamps: ArrayLike | None = None,
     *,
     window: int | str | None = None,
+    window_groups: ArrayLike | None = None,
     errors: str = "raise",
     keys: Keys = None,
     granularity: str | None | ArrayLike = None,
@@ -470,6 +487,9 @@ def detect_last_batch(
         original's last detect); ``"suggested"``, the last ``suggested_window`` points of the series
         (its verdict on all its points gives that window; an invalid series keeps all its points);
         an integer, the last ``window`` points. Fewer points than the window: all of them.
+    window_groups : array, optional
+        One label per series: with ``window="suggested"``, series of one group share the largest
+        suggested window among them (e.g. the value columns of one key judged on the same rows).
 
     Examples
     --------

@@ -126,3 +126,24 @@ def test_window_refuses_what_is_not_a_window(window: Any) -> None:
     values, offsets, ts, _ = _batch()
     with pytest.raises(BadArgument, match="'window' field"):
         ad.detect_last_batch(values, offsets, ts, window=window)
+
+
+def test_window_groups_share_the_largest_suggested_window() -> None:
+    values, offsets, ts, _ = _batch()
+    # two value columns of one key ("k"): the seasonal hourly series and a flat one on its last timestamps
+    x1 = values[offsets[0] : offsets[1]]
+    x2 = np.random.default_rng(3).normal(50, 1, 250)
+    t = ts[offsets[0] : offsets[1]]
+    x, tt, offs = np.r_[x1, x2], np.r_[t, t[-250:]], np.array([0, 300, 550])
+    alone = ad.detect_last_batch(x, offs, tt, window="suggested")
+    assert alone.suggested_window[0] != alone.suggested_window[1]
+    shared = int(alone.suggested_window.max())
+    assert shared < 250  # both columns are judged on the larger window, within their history
+    grouped = ad.detect_last_batch(x, offs, tt, window="suggested", window_groups=["k", "k"])
+    want = ad.detect_last_batch(np.r_[x1[-shared:], x2[-shared:]], [0, shared, 2 * shared],
+                                np.r_[t[-shared:], t[-shared:]])
+    np.testing.assert_array_equal(grouped.expected_value, want.expected_value)
+    np.testing.assert_array_equal(grouped.upper_margin, want.upper_margin)
+    assert (grouped.expected_value != alone.expected_value).any()
+    with pytest.raises(BadArgument, match="'window_groups'"):
+        ad.detect_last_batch(x, offs, tt, window="suggested", window_groups=["k"])
