@@ -461,3 +461,16 @@ def test_the_checks_here_see_drift() -> None:
     assert [m.split(" ")[0] for m in _doc_mismatches(drifted.__doc__, "change_points")] == [
         "granularity", "custom_interval", "period", "stable_trend_window", "threshold",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("job", ["entire", "change_points"])
+def test_checked_params_objects_have_the_table_fields(job: str) -> None:
+    """SeriesParams / ChangePointParams (what the models read, typed) hold the table's parameters,
+    and their defaults are the table defaults as checked."""
+    from dataclasses import asdict, fields
+
+    from ad_pipeline.engine.params import ChangePointParams, SeriesParams, check_change_point_params, check_params
+
+    cls, check = (SeriesParams, check_params) if job == "entire" else (ChangePointParams, check_change_point_params)
+    assert [f.name for f in fields(cls)] == [p.name for p in params_for(job)]
+    assert asdict(cls()) == asdict(check())
