@@ -272,10 +272,11 @@ class AnomalyMethods:
     ) -> Any:
         """Entire-series detection of every series (one per ``by`` key): the rows plus result columns.
 
-        Returns the input rows in their order, with their other columns, plus ``is_anomaly,
-        is_positive_anomaly, is_negative_anomaly, expected_value, lower_boundary, upper_boundary,
-        lower_margin, upper_margin, severity, period`` (prefixed ``<column>_`` when ``value`` is a
-        list). The rows need not be sorted. All series go to the engine in one batch call.
+        Returns the input rows in their order, with their other columns, plus the result columns
+        ``is_anomaly``, ``is_positive_anomaly``, ``is_negative_anomaly``, ``expected_value``,
+        ``lower_boundary``, ``upper_boundary``, ``lower_margin``, ``upper_margin``, ``severity``,
+        ``period`` (prefixed ``<column>_`` when ``value`` is a list). The rows need not be sorted.
+        All series go to the engine in one batch call.
 
         Parameters
         ----------
@@ -322,9 +323,8 @@ class AnomalyMethods:
     ) -> Any:
         """Last-point detection: one row per series, sorted by key.
 
-        Each row holds the key columns, the newest timestamp and value(s) of the series and
-        ``is_anomaly, is_positive_anomaly, is_negative_anomaly, expected_value, lower_boundary,
-        upper_boundary, lower_margin, upper_margin, severity, period, suggested_window``.
+        Each row holds the key columns, the newest timestamp and value(s) of the series and the
+        result columns of :meth:`detect` (``is_anomaly`` ... ``period``) plus ``suggested_window``.
         Arguments as in :meth:`detect`.
 
         Examples
