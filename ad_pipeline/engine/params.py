@@ -1,7 +1,12 @@
 """Model parameters: declared once, checked in one place, one message shape.
 
-Every public entry point calls :func:`check_params` before computing. A message names the
-field, what was expected and what came::
+:data:`PARAMS` is the one table of the model parameters (name, default, annotation, SQL type,
+Azure JSON name, doc, jobs, JSON schema, check). Every door keeps an explicit signature and is
+held against it: :func:`forwards` checks a signature at import time and hands the body the
+parameters as one dict; ``tests/engine/test_param_table.py`` checks the doors it cannot decorate
+(SQL macros, CLI flags, OpenAPI models). The batch checks every series with :func:`check_params`
+(:func:`check_change_point_params`) before computing. A message names the field, what was
+expected and what came::
 
     The 'sensitivity' field must be a number between 0 and 100, got 120.
 """
