@@ -469,7 +469,12 @@ def test_checked_params_objects_have_the_table_fields(job: str) -> None:
     and their defaults are the table defaults as checked."""
     from dataclasses import asdict, fields
 
-    from ad_pipeline.engine.params import ChangePointParams, SeriesParams, check_change_point_params, check_params
+    from ad_pipeline.engine.params import (
+        ChangePointParams,
+        SeriesParams,
+        check_change_point_params,
+        check_params,
+    )
 
     cls, check = (SeriesParams, check_params) if job == "entire" else (ChangePointParams, check_change_point_params)
     assert [f.name for f in fields(cls)] == [p.name for p in params_for(job)]
