@@ -373,18 +373,17 @@ def forwards(job: str, impl: Callable[..., Any], *, per_series: bool = False) ->
     numpydoc entry for each table parameter it does not document itself.
 
     >>> def _impl(x, *, scale, params):
-    ...     return x * scale, params["sensitivity"]
-    >>> @forwards("entire", _impl)
+    ...     return x * scale, params["threshold"]
+    >>> @forwards("change_points", _impl)
     ... def door(x: float, *, scale: int = 2, granularity: str | None = None, custom_interval: int | None = None,
-    ...          period: int | None = None, max_anomaly_ratio: float = 0.25, sensitivity: float = 99,
-    ...          impute_mode: str = "auto", impute_fixed_value: float | None = None, boundary_version: str = "V1",
-    ...          method: str = "azure") -> tuple[float, float]:
+    ...          period: int | None = None, stable_trend_window: int | None = None,
+    ...          threshold: float | None = None) -> tuple[float, float]:
     ...     '''A door.'''
     ...     raise NotImplementedError("@forwards calls _impl")
-    >>> door(3, sensitivity=95)
-    (6, 95)
-    >>> @forwards("entire", _impl)
-    ... def bad(x: float, *, sensitivity: float = 95) -> None: ...
+    >>> door(3, threshold=0.9)
+    (6, 0.9)
+    >>> @forwards("change_points", _impl)
+    ... def bad(x: float, *, threshold: float | None = 0.5) -> None: ...
     Traceback (most recent call last):
     ...
     TypeError: bad: the signature must hold granularity (keyword-only, default None) as params.py's table
