@@ -1,7 +1,12 @@
 """Model parameters: declared once, checked in one place, one message shape.
 
-Every public entry point calls :func:`check_params` before computing. A message names the
-field, what was expected and what came::
+:data:`PARAMS` is the one table of the model parameters (name, default, annotation, SQL type,
+Azure JSON name, doc, jobs, JSON schema, check). Every door keeps an explicit signature and is
+held against it: :func:`forwards` checks a signature at import time and hands the body the
+parameters as one dict; ``tests/engine/test_param_table.py`` checks the doors it cannot decorate
+(SQL macros, CLI flags, OpenAPI models). The batch checks every series with :func:`check_params`
+(:func:`check_change_point_params`) before computing. A message names the field, what was
+expected and what came::
 
     The 'sensitivity' field must be a number between 0 and 100, got 120.
 """
@@ -368,18 +373,17 @@ def forwards(job: str, impl: Callable[..., Any], *, per_series: bool = False) ->
     numpydoc entry for each table parameter it does not document itself.
 
     >>> def _impl(x, *, scale, params):
-    ...     return x * scale, params["sensitivity"]
-    >>> @forwards("entire", _impl)
+    ...     return x * scale, params["threshold"]
+    >>> @forwards("change_points", _impl)
     ... def door(x: float, *, scale: int = 2, granularity: str | None = None, custom_interval: int | None = None,
-    ...          period: int | None = None, max_anomaly_ratio: float = 0.25, sensitivity: float = 99,
-    ...          impute_mode: str = "auto", impute_fixed_value: float | None = None, boundary_version: str = "V1",
-    ...          method: str = "azure") -> tuple[float, float]:
+    ...          period: int | None = None, stable_trend_window: int | None = None,
+    ...          threshold: float | None = None) -> tuple[float, float]:
     ...     '''A door.'''
     ...     raise NotImplementedError("@forwards calls _impl")
-    >>> door(3, sensitivity=95)
-    (6, 95)
-    >>> @forwards("entire", _impl)
-    ... def bad(x: float, *, sensitivity: float = 95) -> None: ...
+    >>> door(3, threshold=0.9)
+    (6, 0.9)
+    >>> @forwards("change_points", _impl)
+    ... def bad(x: float, *, threshold: float | None = 0.5) -> None: ...
     Traceback (most recent call last):
     ...
     TypeError: bad: the signature must hold granularity (keyword-only, default None) as params.py's table

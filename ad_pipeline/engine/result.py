@@ -117,6 +117,28 @@ def _json_floats(a: FloatArray) -> list[float | None]:
     return [None if not np.isfinite(v) else float(v) for v in a.tolist()]
 
 
+def _azure_body(result: Any, job: str) -> dict[str, Any]:
+    """Azure's response body of one result: ``period``, then its columns with an Azure name (camelCase).
+
+    >>> body = ChangePointResult(2, np.array([False, True]), np.array([0.1, np.nan])).to_dict()
+    >>> body
+    {'period': 2, 'isChangePoint': [False, True], 'confidenceScores': [0.1, None]}
+    """
+    body: dict[str, Any] = {"period": int(result.period)}
+    for c in columns_for(job):
+        name = c.azure_name(job)
+        if name is None or name in body:
+            continue
+        v = getattr(result, c.attribute_for(job))
+        if c.kind == "float":
+            body[name] = _json_floats(v) if isinstance(v, np.ndarray) else _json_float(v)
+        elif c.kind == "bool":
+            body[name] = v.tolist() if isinstance(v, np.ndarray) else bool(v)
+        else:
+            body[name] = int(v)
+    return body
+
+
 @dataclass(frozen=True, eq=False)
 class EntireResult:
     """Entire-series detection of one series; every array is aligned with the input points."""
@@ -137,16 +159,7 @@ class EntireResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Azure's entire-detect response body."""
-        return {
-            "period": int(self.period),
-            "expectedValues": _json_floats(self.expected_values),
-            "upperMargins": _json_floats(self.upper_margins),
-            "lowerMargins": _json_floats(self.lower_margins),
-            "isAnomaly": self.is_anomaly.tolist(),
-            "isNegativeAnomaly": self.is_negative_anomaly.tolist(),
-            "isPositiveAnomaly": self.is_positive_anomaly.tolist(),
-            "severity": _json_floats(self.severity),
-        }
+        return _azure_body(self, "entire")
 
 
 @dataclass(frozen=True, eq=False)
@@ -167,17 +180,7 @@ class LastResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Azure's last-detect response body."""
-        return {
-            "period": int(self.period),
-            "suggestedWindow": int(self.suggested_window),
-            "expectedValue": _json_float(self.expected_value),
-            "upperMargin": _json_float(self.upper_margin),
-            "lowerMargin": _json_float(self.lower_margin),
-            "isAnomaly": bool(self.is_anomaly),
-            "isNegativeAnomaly": bool(self.is_negative_anomaly),
-            "isPositiveAnomaly": bool(self.is_positive_anomaly),
-            "severity": _json_float(self.severity),
-        }
+        return _azure_body(self, "last")
 
 
 @dataclass(frozen=True, eq=False)
@@ -190,11 +193,7 @@ class ChangePointResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Azure's change-point response body."""
-        return {
-            "period": int(self.period),
-            "isChangePoint": self.is_change_point.tolist(),
-            "confidenceScores": _json_floats(self.confidence_scores),
-        }
+        return _azure_body(self, "change_points")
 
 
 class _BatchBase:

@@ -147,3 +147,12 @@ def test_window_groups_share_the_largest_suggested_window() -> None:
     assert (grouped.expected_value != alone.expected_value).any()
     with pytest.raises(BadArgument, match="'window_groups'"):
         ad.detect_last_batch(x, offs, tt, window="suggested", window_groups=["k"])
+
+
+@pytest.mark.parametrize(("granularity", "step", "want"), [("secondly", "s", 1441), ("daily", "D", 29), ("hourly", "h", 169)])
+def test_both_models_suggest_the_same_window(granularity: str, step: str, want: int) -> None:
+    """One suggested_window rule (the service's, recorded): auto once answered 29 for secondly data."""
+    x = 5 + np.random.default_rng(2).normal(0, 1, 60)
+    t = np.datetime64("2024-01-01T00:00:00") + np.arange(60) * np.timedelta64(1, step)
+    got = {m: ad.detect_last(x, t, period=0, method=m).suggested_window for m in ("azure", "auto")}
+    assert got == {"azure": want, "auto": want}

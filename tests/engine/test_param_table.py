@@ -186,8 +186,11 @@ def test_forwards_refuses_a_door_that_drifts() -> None:
 
 
 def _frame_methods() -> list[Any]:
-    pd = pytest.importorskip("pandas")
-    pl = pytest.importorskip("polars")
+    try:  # collected at import: a missing extra leaves these doors out, not the whole module
+        import pandas as pd
+        import polars as pl
+    except ImportError:
+        return []
     doors = []
     for label, obj in (("pandas", pd.DataFrame({"v": [1.0]}).anomaly), ("polars", pl.DataFrame({"v": [1.0]}).anomaly),
                        ("polars lazy", pl.LazyFrame({"v": [1.0]}).anomaly)):  # fmt: skip
