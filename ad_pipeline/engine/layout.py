@@ -38,7 +38,7 @@ from .batch import (
     detect_entire_batch,
     detect_last_batch,
 )
-from .result import ERROR_COLUMNS, ResultColumn, columns_for
+from .result import columns_for
 
 ERRORS = ("raise", "coerce")
 
@@ -275,11 +275,6 @@ def check_params(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, 
     return params
 
 
-def _attribute(c: ResultColumn, job: str) -> str:
-    """The attribute of ``job``'s batch result holding column ``c`` (the error columns: the same in every job)."""
-    return c.attribute if c in ERROR_COLUMNS else c.attribute_for(job)
-
-
 def _flat_columns(data: FrameData, layout: Layout, res: Any, job: str, errors: str) -> list[Column]:
     """Result columns (engine/result.py's table) in input row order from a flat batch result (entire / change points)."""
     cols = list(data.values)
@@ -290,7 +285,7 @@ def _flat_columns(data: FrameData, layout: Layout, res: Any, job: str, errors: s
         rows = slice(j * n, (j + 1) * n)
         invalid = layout.per_row(~res.valid[series]) if errors == "coerce" else None
         for c in columns_for(job, errors=errors == "coerce"):
-            arr = getattr(res, _attribute(c, job))
+            arr = getattr(res, c.attribute_for(job))
             arr = layout.per_row(arr[series]) if c.per_series else layout.scatter(arr[rows])
             out.append(Column(column_name(vcol, c.name, data.prefixed), arr, invalid))
     return out
@@ -342,5 +337,5 @@ def run_last(data: FrameData, *, errors: str = "raise", **params: Any) -> tuple[
         series = slice(j * k, (j + 1) * k)
         invalid = ~res.valid[series] if errors == "coerce" else None
         for c in columns_for("last", errors=errors == "coerce"):
-            out.append(Column(column_name(vcol, c.name, data.prefixed), getattr(res, _attribute(c, "last"))[series], invalid))
+            out.append(Column(column_name(vcol, c.name, data.prefixed), getattr(res, c.attribute_for("last"))[series], invalid))
     return layout.last_rows, out
