@@ -29,8 +29,9 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundExceptio
 
 from ..engine.params import check_change_point_params, check_params
 from ..errors import AnomalyDetectorError, BadArgument
-from ._backends import Backend, backend_for
-from ._scan import ScanSpec, run_scan
+from ..warehouse.backends import Backend, backend_for
+from ..warehouse.scan import run_scan
+from ..warehouse.spec import ScanSpec
 
 __all__ = ["AnomalyDetectionOperator", "LastPointAnomalyOperator", "ChangePointOperator"]
 

@@ -1,4 +1,4 @@
-"""PostgreSQL binary COPY (``_pgcopy``) and the ``UPDATE ... FROM`` write-back built on it, on a real server.
+"""PostgreSQL binary COPY (``warehouse.pgcopy``) and the ``UPDATE ... FROM`` write-back built on it, on a real server.
 
 The binary rows must land exactly as the CSV (text) path lands them: every supported type, nulls,
 fallbacks for types without a fixed-width encoding, and keys that need quoting.
@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from ad_pipeline.airflow import _pgcopy
+from ad_pipeline.warehouse import pgcopy
 
 Warehouse = Any
 
@@ -26,7 +26,7 @@ TYPES = """b BOOLEAN, i2 SMALLINT, i4 INTEGER, i8 BIGINT, f4 REAL, f8 DOUBLE PRE
 def _backend(wh: Warehouse) -> Any:
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    from ad_pipeline.airflow._backends import PostgresBackend
+    from ad_pipeline.warehouse.backends import PostgresBackend
 
     return PostgresBackend(PostgresHook(postgres_conn_id=wh.conn_id))
 
@@ -74,10 +74,10 @@ def test_types_without_binary_form_and_lossy_casts_fall_back_to_text(postgres_wh
     wh = postgres_wh
     wh.run(f"CREATE TABLE via_text ({TYPES}); CREATE TABLE via_fallback ({TYPES}); CREATE TABLE narrow (i2 SMALLINT)")
     data = _sample()
-    assert _pgcopy.encode([data.column("num").combine_chunks()], [1700]) is None  # numeric
-    assert _pgcopy.encode([data.column("tz").combine_chunks()], [_pgcopy.TIMESTAMP]) is None  # aware -> naive
+    assert pgcopy.encode([data.column("num").combine_chunks()], [1700]) is None  # numeric
+    assert pgcopy.encode([data.column("tz").combine_chunks()], [pgcopy.TIMESTAMP]) is None  # aware -> naive
     too_big = pa.array([1, 70_000], pa.int64())
-    assert _pgcopy.encode([too_big], [_pgcopy.INT2]) is None
+    assert pgcopy.encode([too_big], [pgcopy.INT2]) is None
     be = _backend(wh)
     try:
         be._copy_in("via_text", data)
