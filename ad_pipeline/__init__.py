@@ -10,7 +10,7 @@ detection) over numpy arrays, with adapters for pandas, polars, DuckDB and Airfl
 [9]
 """
 
-from . import _register, errors  # noqa: F401  (_register: df.anomaly once pandas/polars get imported)
+from . import errors
 from .engine import (
     ChangePointBatchResult,
     ChangePointResult,
@@ -26,6 +26,9 @@ from .engine import (
     detect_last_batch,
 )
 from .errors import AnomalyDetectorError
+from .frames.register import install as _install_frame_adapters
+
+_install_frame_adapters()  # df.anomaly once pandas/polars/dask.dataframe get imported (never imports them)
 
 __version__ = "0.1.0"
 
@@ -51,7 +54,7 @@ __all__ = [
 
 def __getattr__(name: str):  # lazy: `import ad_pipeline` must not import scikit-learn/numba kernels
     if name in ("TabularDetector", "TabularExplanation"):
-        from .engine import tabular
+        from .engine.tabular import detector
 
-        return getattr(tabular, name)
+        return getattr(detector, name)
     raise AttributeError(f"module 'ad_pipeline' has no attribute {name!r}")

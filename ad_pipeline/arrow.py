@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._frames import CHANGE_POINT_COLUMNS, COLUMN_KINDS, ENTIRE_COLUMNS, ERROR_COLUMNS, LAST_COLUMNS
 from .engine.batch import detect_change_points_batch, detect_entire_batch, detect_last_batch
+from .engine.result import columns_for
 from .errors import MissingDependency
 
 try:
@@ -33,17 +33,13 @@ except ImportError:  # pragma: no cover - depends on the environment
     raise MissingDependency.for_extra("pyarrow", "duckdb") from None
 
 if TYPE_CHECKING:
-    from ._frames import Column
+    from .engine.layout import Column
 
 __all__ = ["ARROW_TYPES", "to_arrow", "column_to_arrow", "batch_to_arrow", "detect_arrow", "entire_to_arrow",
            "last_to_arrow", "change_points_to_arrow", "float_values", "timestamps", "run_offsets", "KINDS"]
 
-#: Arrow type of each result column kind (``_frames.COLUMN_KINDS``); counts may be asked narrower
+#: Arrow type of each result column kind (``engine.result.ResultColumn.kind``); counts may be asked narrower
 ARROW_TYPES: dict[str, pa.DataType] = {"bool": pa.bool_(), "float": pa.float64(), "int": pa.int64(), "str": pa.string()}
-
-# result attribute -> column name, per kind (the result-column tables)
-_COLUMNS = {"entire": ENTIRE_COLUMNS, "last": LAST_COLUMNS, "change_points": CHANGE_POINT_COLUMNS}
-_PER_SERIES = {"period"}  # one value per series in the flat (per point) results
 
 
 # --------------------------------------------------------------------------- Arrow -> engine
@@ -106,7 +102,7 @@ def to_arrow(values: NDArray[Any], kind: str, null: NDArray[np.bool_] | None = N
 
 def column_to_arrow(col: Column, kind: str, rows: NDArray[np.int64] | slice | None = None, *,
                     int_type: pa.DataType | None = None, str_type: pa.DataType | None = None) -> pa.Array:
-    """A result :class:`~ad_pipeline._frames.Column` of ``kind`` (``COLUMN_KINDS``), optionally only ``rows``, as Arrow."""
+    """A result :class:`~ad_pipeline.engine.layout.Column` of ``kind`` (its table kind), optionally only ``rows``, as Arrow."""
     values = col.values if rows is None else col.values[rows]
     mask = None if col.mask is None else (col.mask if rows is None else col.mask[rows])
     return to_arrow(values, kind, mask, int_type=int_type, str_type=str_type)
@@ -121,11 +117,11 @@ def batch_to_arrow(kind: str, res: Any, *, int_type: pa.DataType | None = None) 
     if not res.valid.all():
         invalid = np.repeat(~res.valid, lengths) if lengths is not None else ~res.valid
     arrays = []
-    for name, attr in _COLUMNS[kind].items():
-        x = getattr(res, attr)
-        if lengths is not None and name in _PER_SERIES:
+    for c in columns_for(kind):
+        x = getattr(res, c.attribute_for(kind))
+        if lengths is not None and c.per_series:
             x = np.repeat(x, lengths)
-        arrays.append(to_arrow(x, COLUMN_KINDS[name], invalid, int_type=int_type))
+        arrays.append(to_arrow(x, c.kind, invalid, int_type=int_type))
     code, msg = res.error_code, res.error_message
     n = int(lengths.sum()) if lengths is not None else len(code)
     if all(c is None for c in code):
@@ -134,7 +130,7 @@ def batch_to_arrow(kind: str, res: Any, *, int_type: pa.DataType | None = None) 
         if lengths is not None:
             code, msg = np.repeat(code, lengths), np.repeat(msg, lengths)
         arrays += [to_arrow(code, "str"), to_arrow(msg, "str")]
-    return pa.StructArray.from_arrays(arrays, names=[*_COLUMNS[kind], *ERROR_COLUMNS])
+    return pa.StructArray.from_arrays(arrays, names=[c.name for c in columns_for(kind, errors=True)])
 
 
 def entire_to_arrow(res: Any) -> pa.StructArray:

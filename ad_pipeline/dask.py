@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from ._frames import AnomalyMethods, Column, Request, run
+from .engine.layout import Column
 from .errors import BadArgument, MissingDependency
+from .frames.methods import AnomalyMethods, Request, run
 
 try:
     import dask.dataframe as dd
@@ -34,7 +35,7 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     raise MissingDependency.for_extra("dask", "dask") from None
 
-from .pandas import AnomalyFrameAccessor
+from .frames.pandas import AnomalyFrameAccessor
 
 __all__ = ["DaskAnomalyAccessor", "register"]
 

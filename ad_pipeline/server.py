@@ -282,9 +282,9 @@ def _grid_points(values: Any, timestamps: Any, kwargs: dict[str, Any], kind: str
     """How many grid points the engine will model (given + missing ones), or None if it will refuse anyway."""
     import numpy as np
 
-    from ad_pipeline.engine.batch import points_only
     from ad_pipeline.engine.granularity import as_datetime64, grid_positions, infer_granularity
     from ad_pipeline.engine.params import SeriesParams, check_custom_interval, check_granularity
+    from ad_pipeline.engine.prepare import points_only
 
     try:
         granularity = check_granularity(kwargs.get("granularity"))

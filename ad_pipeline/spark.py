@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._frames import AnomalyMethods, Request, non_numeric, non_temporal, run
 from .errors import BadArgument, MissingDependency
+from .frames.methods import AnomalyMethods, Request, non_numeric, non_temporal, run
 
 try:
     import pyarrow as pa
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = ["detect", "detect_last", "change_points", "output_schema", "score_outliers", "whole_series"]
 
-#: Spark SQL type of each result column kind (see ``_frames.COLUMN_KINDS``; Arrow types: ``arrow.ARROW_TYPES``).
+#: Spark SQL type of each result column kind (see ``engine.result``; Arrow types: ``arrow.ARROW_TYPES``).
 SPARK_TYPES = {"bool": "boolean", "float": "double", "int": "bigint", "str": "string"}
 
 _NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double", "decimal")
@@ -123,14 +123,14 @@ def detect_table(table: pa.Table, req: Request, string: pa.DataType | None = Non
     Returns the input columns (last-point detection: keys, timestamp and values of each series'
     newest row) plus the result columns, as Arrow columns (str results as ``string``).
 
-    >>> from ad_pipeline._frames import Request
+    >>> from ad_pipeline.frames.methods import Request
     >>> x = np.tile([1.0, 2.0, 3.0, 2.0], 12); x[9] = 30.0
     >>> t = pa.table({"key": np.repeat(["a", "b"], 24), "value": x})
     >>> out = detect_table(t, Request("detect", "value", None, "key", "raise", {"period": 4}))
     >>> out.filter(out["is_anomaly"]).select(["key", "value"]).to_pylist()
     [{'key': 'a', 'value': 30.0}]
     """
-    from .pandas import AnomalyFrameAccessor
+    from .frames.pandas import AnomalyFrameAccessor
 
     ts = [req.timestamp] if req.timestamp else []
     need = list(dict.fromkeys([*req.keys, *ts, *req.values]))
@@ -208,7 +208,7 @@ def detect(sdf: Any, value: str | Sequence[str] = "value", timestamp: str = "tim
            by: str | Sequence[str] | None = None, **parameters: Any) -> Any:
     """Entire-series detection of every series of a Spark DataFrame: the rows plus the result columns.
 
-    Arguments and result columns as :meth:`ad_pipeline._frames.AnomalyMethods.detect` (the pandas
+    Arguments and result columns as :meth:`ad_pipeline.frames.methods.AnomalyMethods.detect` (the pandas
     accessor), except that ``timestamp`` is required (a Spark DataFrame has no row order). Returns
     a Spark DataFrame (lazy: nothing runs before an action).
     """
@@ -219,7 +219,7 @@ def detect_last(sdf: Any, value: str | Sequence[str] = "value", timestamp: str =
                 by: str | Sequence[str] | None = None, **parameters: Any) -> Any:
     """Last-point detection: one row per series (keys, newest timestamp, values, result columns).
 
-    As :meth:`ad_pipeline._frames.AnomalyMethods.detect_last`; rows come in no particular order.
+    As :meth:`ad_pipeline.frames.methods.AnomalyMethods.detect_last`; rows come in no particular order.
     """
     return _SparkMethods(sdf).detect_last(value, timestamp, by, **parameters)
 
@@ -228,7 +228,7 @@ def change_points(sdf: Any, value: str | Sequence[str] = "value", timestamp: str
                   by: str | Sequence[str] | None = None, **parameters: Any) -> Any:
     """Change-point detection: the rows plus ``is_change_point`` and ``change_point_confidence``.
 
-    As :meth:`ad_pipeline._frames.AnomalyMethods.change_points`.
+    As :meth:`ad_pipeline.frames.methods.AnomalyMethods.change_points`.
     """
     return _SparkMethods(sdf).change_points(value, timestamp, by, **parameters)
 
@@ -257,10 +257,10 @@ def score_outliers(sdf: Any, model: TabularDetector, *, top: int = 3) -> Any:
 
     Adds ``anomaly`` (double, < 0 = anomalous), ``is_anomaly`` (boolean) and, unless ``top=0``,
     ``anomaly_top_features`` (``array<struct<feature: string, contribution: double>>``), as
-    :meth:`df.anomaly.score_outliers <ad_pipeline._tabular_frames.score_outliers>` does for
+    :meth:`df.anomaly.score_outliers <ad_pipeline.frames.tabular.score_outliers>` does for
     pandas. Each Arrow batch is scored in one call; rows stay where they are (no shuffle).
     """
-    from ._tabular_frames import (
+    from .frames.tabular import (
         SCORE_COLUMNS,
         arrow_to_columns,
         check_model,

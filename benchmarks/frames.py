@@ -48,7 +48,19 @@ def _rss_mb() -> float:
 def measure(which: str, n_series: int, n_rows: int, repeat: int, method: str) -> dict[str, float]:
     """Run one measurement in this process: wall and CPU seconds, peak RSS (MB)."""
     import ad_pipeline as ad
-    from ad_pipeline import _frames
+    from ad_pipeline.engine import layout
+
+    engine_seconds = [0.0, 0.0]  # the engine call inside the adapter, timed around the function it calls
+    batch = layout.detect_entire_batch
+
+    def timed_batch(*args, **kwargs):  # type: ignore[no-untyped-def]
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            return batch(*args, **kwargs)
+        finally:
+            engine_seconds[:] = [time.perf_counter() - wall, time.process_time() - cpu]
+
+    layout.detect_entire_batch = timed_batch  # type: ignore[assignment]  (a benchmark's stopwatch, not a test)
 
     arrays = make_arrays(n_series, n_rows)
     n = n_series * n_rows
@@ -85,8 +97,8 @@ def measure(which: str, n_series: int, n_rows: int, repeat: int, method: str) ->
             out = df.anomaly.detect(value="value", timestamp="timestamp", by="key", method=method)
             walls.append(time.perf_counter() - t0)
             cpus.append(time.process_time() - c0)
-            inner_walls.append(_frames.LAST_ENGINE_SECONDS[0])
-            inner_cpus.append(_frames.LAST_ENGINE_SECONDS[1])
+            inner_walls.append(engine_seconds[0])
+            inner_cpus.append(engine_seconds[1])
             assert len(out) == n
             del out
     best = int(np.argmin(walls))

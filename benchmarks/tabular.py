@@ -135,7 +135,7 @@ def throughput(rows: int, features: int) -> None:
         import duckdb
         import pyarrow as pa
 
-        from ad_pipeline._tabular_duckdb import register_model
+        from ad_pipeline.duckdb import register_model
     except ImportError:
         print("  duckdb UDF: skipped (duckdb/pyarrow not installed)")
     else:

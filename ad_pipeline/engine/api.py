@@ -15,12 +15,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .batch import detect_change_points_batch, detect_entire_batch, detect_last_batch
+from .params import forwards
 from .result import ChangePointResult, EntireResult, LastResult
-
-
-def _keywords(scope: dict[str, Any]) -> dict[str, Any]:
-    """The keyword-only parameters of the calling function (everything but values/timestamps)."""
-    return {k: v for k, v in scope.items() if k not in ("values", "timestamps")}
 
 
 def _one(values: ArrayLike) -> tuple[np.ndarray, list[int]]:
@@ -35,6 +31,22 @@ def _one(values: ArrayLike) -> tuple[np.ndarray, list[int]]:
     return v, [0, len(v)]
 
 
+def _entire(values: ArrayLike, timestamps: ArrayLike | None, *, params: dict[str, Any]) -> EntireResult:
+    v, offsets = _one(values)
+    return detect_entire_batch(v, offsets, timestamps, **params).series(0)
+
+
+def _last(values: ArrayLike, timestamps: ArrayLike | None, *, params: dict[str, Any]) -> LastResult:
+    v, offsets = _one(values)
+    return detect_last_batch(v, offsets, timestamps, **params).series(0)
+
+
+def _change_points(values: ArrayLike, timestamps: ArrayLike | None, *, params: dict[str, Any]) -> ChangePointResult:
+    v, offsets = _one(values)
+    return detect_change_points_batch(v, offsets, timestamps, **params).series(0)
+
+
+@forwards("entire", _entire)
 def detect_entire(
     values: ArrayLike,
     timestamps: ArrayLike | None = None,
@@ -62,12 +74,10 @@ def detect_entire(
     >>> r.period, np.flatnonzero(r.is_anomaly).tolist()
     (4, [9])
     """
-    kwargs = _keywords(locals())
-    v, offsets = _one(values)
-    res = detect_entire_batch(v, offsets, timestamps, **kwargs)
-    return res.series(0)
+    raise NotImplementedError("@forwards calls _entire")
 
 
+@forwards("last", _last)
 def detect_last(
     values: ArrayLike,
     timestamps: ArrayLike | None = None,
@@ -91,12 +101,10 @@ def detect_last(
     >>> detect_last(x).is_anomaly
     True
     """
-    kwargs = _keywords(locals())
-    v, offsets = _one(values)
-    res = detect_last_batch(v, offsets, timestamps, **kwargs)
-    return res.series(0)
+    raise NotImplementedError("@forwards calls _last")
 
 
+@forwards("change_points", _change_points)
 def detect_change_points(
     values: ArrayLike,
     timestamps: ArrayLike | None = None,
@@ -116,10 +124,7 @@ def detect_change_points(
     >>> np.flatnonzero(detect_change_points(x).is_change_point).tolist()
     [100]
     """
-    kwargs = _keywords(locals())
-    v, offsets = _one(values)
-    res = detect_change_points_batch(v, offsets, timestamps, **kwargs)
-    return res.series(0)
+    raise NotImplementedError("@forwards calls _change_points")
 
 
 __all__: list[str] = ["detect_entire", "detect_last", "detect_change_points"]

@@ -15,264 +15,24 @@ Parameters are scalars or one value per series. The single-series functions in
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..errors import (
-    AnomalyDetectorError,
-    BadArgument,
-    InvalidGranularity,
-    InvalidModelArgument,
-    InvalidSeries,
-)
-from .azure.impute import MAX_SPAN
+from ..errors import AnomalyDetectorError, BadArgument, InvalidSeries
 from .compiling import watch_compilation
-from .granularity import CALENDAR, grid_positions, infer_granularity, parse_timestamps
 from .model import EntireOutput, GridSeries, LastOutput, Model
-from .params import (
-    ChangePointParams,
-    SeriesParams,
-    check_change_point_params,
-    check_params,
-    expand_params,
-)
+from .params import check_change_point_params, check_params, defaults_for, expand_params, forwards
+from .prepare import check_batch_input, prepare
 from .result import ChangePointBatchResult, EntireBatchResult, LastBatchResult
 
-MIN_POINTS = 12
-MAX_ABS_VALUE = 1e100
-MAX_GRID_FACTOR = 100  # a grid more than 99% missing is refused (it would also exhaust memory)
-MAX_GRID_POINTS = 4_000_000  # with an explicit granularity, the grid size that is refused
 ERRORS = ("raise", "coerce")
-
-DETECT_DEFAULTS: dict[str, Any] = {
-    "granularity": None,
-    "custom_interval": None,
-    "period": None,
-    "max_anomaly_ratio": 0.25,
-    "sensitivity": 99,
-    "impute_mode": "auto",
-    "impute_fixed_value": None,
-    "boundary_version": "V1",
-    "method": "azure",
-}
-CHANGE_POINT_DEFAULTS: dict[str, Any] = {
-    "granularity": None,
-    "custom_interval": None,
-    "period": None,
-    "stable_trend_window": None,
-    "threshold": None,
-}
+DETECT_DEFAULTS: dict[str, Any] = defaults_for("entire")  # the public defaults, from params.py's table
+CHANGE_POINT_DEFAULTS: dict[str, Any] = defaults_for("change_points")
 
 Keys = Sequence[Any] | Callable[[int], Any] | None
-
-
-# --------------------------------------------------------------------------- input checks
-
-
-class _BadTimestamps:
-    """The unusable timestamps of a batch (missing, unreadable, out of range): index and reason."""
-
-    def __init__(self, index: NDArray[np.int64], reasons: list[str]) -> None:
-        self.index, self.reasons = index, reasons
-
-    def first_in(self, a: int, b: int) -> BadArgument | None:
-        """The error of the first bad timestamp in ``[a, b)``, its index counted within the series."""
-        j = int(np.searchsorted(self.index, a))
-        if j == len(self.index) or self.index[j] >= b:
-            return None
-        i = int(self.index[j])
-        return BadArgument(self.reasons[j].replace(f"at index {i}.", f"at index {i - a}."))
-
-
-def check_batch_input(
-    values: ArrayLike, offsets: ArrayLike, timestamps: ArrayLike | None
-) -> tuple[
-    NDArray[np.float64], NDArray[np.int64], NDArray[np.datetime64] | None, NDArray[np.datetime64] | None,
-    _BadTimestamps | None,
-]:
-    """Flat values, offsets, timestamps (UTC) and their wall-clock times (None unless time zones came)
-    as numpy arrays; refuse inconsistent layouts.
-
-    Unusable timestamps (missing, unreadable, out of range) are returned (the last item, else
-    ``None``) to refuse only their series: ``errors="coerce"`` keeps the others.
-    """
-    try:
-        vals = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise BadArgument(
-            f"The 'series' field must hold numeric values, got {_first_non_numeric(values)}."
-        ) from None
-    if vals.ndim != 1:
-        raise BadArgument(f"The 'series' field must be one-dimensional, got an array of shape {vals.shape}.")
-    offs = np.asarray(offsets)
-    if offs.ndim != 1 or len(offs) < 1 or not np.issubdtype(offs.dtype, np.integer):
-        raise BadArgument("The 'offsets' field must be a 1-d integer array starting at 0, got " f"{offs!r:.80}.")
-    offs = offs.astype(np.int64)
-    if offs[0] != 0 or offs[-1] != len(vals) or (np.diff(offs) < 0).any():
-        down = np.flatnonzero(np.diff(offs) < 0)
-        got = (
-            f"offsets[{down[0] + 1}] = {offs[down[0] + 1]} after {offs[down[0]]}"
-            if offs[0] == 0 and offs[-1] == len(vals)
-            else f"{offs[0]} .. {offs[-1]}"
-        )
-        raise BadArgument(
-            f"The 'offsets' field must start at 0, never decrease and end at len(values) = {len(vals)}, "
-            f"got {got}."
-        )
-    ts = wall = None
-    bad_ts = None
-    if timestamps is not None:
-        ts, wall, bad, reasons = parse_timestamps(timestamps)
-        if ts.shape != vals.shape:
-            raise BadArgument(
-                f"The 'timestamps' field must hold one timestamp per value ({len(vals)}), got {len(ts)}."
-            )
-        if len(bad):
-            bad_ts = _BadTimestamps(bad, reasons)
-    return vals, offs, ts, wall, bad_ts
-
-
-def _first_non_numeric(values: Any) -> str:
-    """Describe the first value that is not a number (only called on the error path)."""
-    try:
-        flat = np.asarray(values, dtype=object).ravel()
-    except (TypeError, ValueError):
-        return "values of uneven length"
-    for i, v in enumerate(flat):
-        try:
-            float(v)
-        except (TypeError, ValueError):
-            return f"{v!r:.40} at index {i}"
-    return "values that cannot be read as numbers"
-
-
-def points_only(params: SeriesParams | ChangePointParams, m: int, n_missing: int) -> bool:
-    """Whether the Azure model sees only the given points, in order, of a grid of ``m`` points.
-
-    The original fills no gap of a grid spanning more than 17,280 points and detects no period on
-    a grid more than half empty (AZURE_ALGORITHM.md §5, §7): such a series (a point decades after
-    the others, say) is modelled on its points alone, so the grid is never built.
-    """
-    return (
-        isinstance(params, SeriesParams)
-        and params.method == "azure"
-        and m > MAX_SPAN
-        and n_missing > 0.5 * m
-        and (params.period or 0) <= 1
-    )
-
-
-def _grid_time(
-    ts: NDArray[np.datetime64], wall: NDArray[np.datetime64] | None, granularity: str | None, interval: int
-) -> tuple[NDArray[np.datetime64], str, int]:
-    """The times a grid is laid on, with its granularity and interval (inferred when not given):
-    local wall-clock times for daily, weekly, monthly and yearly grids of time-zone-aware input
-    (local midnights across a DST change), UTC otherwise."""
-    if wall is not None:
-        if granularity is None:
-            try:
-                on_wall = infer_granularity(wall)
-            except AnomalyDetectorError:
-                on_wall = None
-            if on_wall is not None and on_wall[0] in CALENDAR:
-                return wall, on_wall[0], on_wall[1]
-        elif granularity in CALENDAR:
-            return wall, granularity, interval
-    if granularity is None:
-        granularity, interval = infer_granularity(ts)
-    return ts, granularity, interval
-
-
-def _prepare(
-    values: NDArray[np.float64],
-    ts: NDArray[np.datetime64] | None,
-    params: SeriesParams | ChangePointParams,
-    wall: NDArray[np.datetime64] | None = None,
-) -> tuple[GridSeries[Any], NDArray[np.int64]]:
-    """Validate one series and place it on its grid; returns the series and each point's grid index."""
-    n_obs = int(np.count_nonzero(~np.isnan(values)))
-    if n_obs < MIN_POINTS:
-        raise InvalidSeries(
-            f"The 'series' field must contain at least {MIN_POINTS} points with a value, got {n_obs}."
-        )
-    bad = np.abs(values) > MAX_ABS_VALUE  # NaN compares False: NaN is a missing point
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InvalidSeries(
-            f"The 'series' field values must be finite numbers within ±1e100, got {values[i]} at index {i}."
-        )
-    granularity, interval = params.granularity, params.custom_interval
-    if ts is None:
-        granularity = granularity or "none"
-        pos = np.arange(len(values), dtype=np.int64)
-    else:
-        inferred = granularity is None
-        ts, granularity, interval = _grid_time(ts, wall, granularity, interval)
-        pos = grid_positions(ts, granularity, interval)
-        m = int(pos[-1]) + 1
-        # an explicit granularity keeps Azure's answer for sparse grids (a recorded case has 24
-        # microsecond points over 23,001 grid points); only a grid that would cost far more than
-        # its points is refused: beyond MAX_GRID_FACTOR per point, and for detection (which
-        # models a mostly missing grid cheaply, or on its points alone: points_only) also beyond
-        # MAX_GRID_POINTS
-        cheap = not inferred and isinstance(params, SeriesParams)
-        too_big = not cheap or (m > MAX_GRID_POINTS and not points_only(params, m, m - n_obs))
-        if m > MAX_GRID_FACTOR * len(values) and too_big:
-            what = (
-                f"The timestamps fit no regular grid: their common step (granularity {granularity!r}, "
-                f"custom_interval {interval})"
-                if inferred
-                else f"The 'series' field timestamps on the grid of granularity {granularity!r} with "
-                f"custom_interval {interval}"
-            )
-            err = InvalidGranularity if inferred else InvalidSeries
-            limit = (
-                f"a grid of more than {MAX_GRID_POINTS} points and {MAX_GRID_FACTOR} per given point is refused"
-                if cheap
-                else f"at most {MAX_GRID_FACTOR} grid points per given point are allowed"
-            )
-            raise err(f"{what} span {m} grid points for {len(values)} points: {limit}.")
-    m = int(pos[-1]) + 1
-    if params.period is not None and params.period > 0 and m < 2 * params.period + 1:
-        raise InvalidModelArgument(
-            f"The 'series' field must hold more than 2 periods: period {params.period} needs at least "
-            f"{2 * params.period + 1} points, got {m}."
-        )
-    n_missing = m - n_obs  # grid points without a point, and points without a value
-    if isinstance(params, ChangePointParams):
-        if params.stable_trend_window is not None and params.stable_trend_window > m:
-            raise InvalidModelArgument(
-                f"The 'stable_trend_window' field must be at most the series' {m} grid points, "
-                f"got {params.stable_trend_window}."
-            )
-        if params.period is None and n_missing > 0.5 * m:
-            # as the Azure period detection: more than half the grid missing means no period (and
-            # no period search over a grid that is mostly filled-in points)
-            params = replace(params, period=0)
-    seasonal = isinstance(params, SeriesParams) and params.period is not None and params.period > 1
-    if seasonal and n_missing > 0.5 * m:
-        raise InvalidSeries(
-            f"Ratio of missing points should be less than 50% for seasonal timeseries: with period "
-            f"{params.period} the 'series' field needs at least {math.ceil(0.5 * m)} of its {m} grid "
-            f"points, got {m - n_missing}."
-        )
-    if points_only(params, m, n_missing):
-        assert isinstance(params, SeriesParams)
-        params = replace(params, period=params.period or 0, impute_mode="notFill")
-        return GridSeries(values=values, granularity=granularity, custom_interval=interval, params=params), (
-            np.arange(len(values), dtype=np.int64)
-        )
-    if m == len(values):
-        grid = values
-    else:
-        grid = np.full(m, np.nan)
-        grid[pos] = values
-    return GridSeries(values=grid, granularity=granularity, custom_interval=interval, params=params), pos
 
 
 def _label(keys: Keys, i: int, n_series: int) -> str:
@@ -305,10 +65,6 @@ def _run(
     watch_compilation()
     vals, offs, ts, wall, bad_ts = check_batch_input(values, offsets, timestamps)
     n_series = len(offs) - 1
-    known = CHANGE_POINT_DEFAULTS if kind == "change_points" else DETECT_DEFAULTS
-    unknown = set(parameters) - set(known)
-    if unknown:
-        raise BadArgument(f"Unknown parameter(s) {sorted(unknown)}; expected some of {sorted(known)}.")
     if kind == "change_points":
         plist = expand_params(n_series, check_change_point_params, parameters, CHANGE_POINT_DEFAULTS)
     else:
@@ -327,7 +83,7 @@ def _run(
                 raise ts_err
             if kind == "last" and (b == a or np.isnan(vals[b - 1])):
                 raise InvalidSeries("The last point of the 'series' field must have a value, got a missing value.")
-            grids[i], positions[i] = _prepare(
+            grids[i], positions[i] = prepare(
                 vals[a:b], None if ts is None else ts[a:b], p, None if wall is None else wall[a:b]
             )
         except AnomalyDetectorError as exc:
@@ -441,43 +197,12 @@ def _errors_arrays(outputs: list[Any]) -> tuple[NDArray[np.object_], NDArray[np.
 # --------------------------------------------------------------------------- public batch API
 
 
-def detect_entire_batch(
-    values: ArrayLike,
-    offsets: ArrayLike,
-    timestamps: ArrayLike | None = None,
-    *,
-    errors: str = "raise",
-    keys: Keys = None,
-    **parameters: Any,
+def _entire_batch(
+    values: ArrayLike, offsets: ArrayLike, timestamps: ArrayLike | None, *, errors: str, keys: Keys,
+    params: dict[str, Any],
 ) -> EntireBatchResult:
-    """Entire-series detection of many series in one call.
-
-    Parameters
-    ----------
-    values : array of float
-        All series' values, concatenated; NaN marks a missing point.
-    offsets : array of int
-        ``n_series + 1`` offsets: series *i* is ``values[offsets[i]:offsets[i+1]]``.
-    timestamps : array of datetime64 or ISO-8601 strings, optional
-        Aligned with ``values``; without them a series is a contiguous grid.
-    errors : {"raise", "coerce"}
-        ``"raise"`` stops at the first invalid series; ``"coerce"`` records its error
-        (``error_code``/``error_message``) and goes on.
-    keys : sequence or callable, optional
-        Names of the series for error messages (``keys[i]`` or ``keys(i)``).
-    **parameters
-        ``granularity, custom_interval, period, max_anomaly_ratio, sensitivity, impute_mode,
-        impute_fixed_value, boundary_version, method``: each a scalar or one value per series.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> x = np.tile([1.0, 2.0, 3.0, 2.0], 6); x[9] = 30.0
-    >>> r = detect_entire_batch(x, [0, 24], period=4, sensitivity=95)
-    >>> np.flatnonzero(r.is_anomaly).tolist()
-    [9]
-    """
-    vals, offs, outputs, grids, positions = _run("entire", values, offsets, timestamps, errors, keys, parameters)
+    """The body of :func:`detect_entire_batch`."""
+    vals, offs, outputs, grids, positions = _run("entire", values, offsets, timestamps, errors, keys, params)
     n = len(vals)
     expected = np.full(n, np.nan)
     upper = np.full(n, np.nan)
@@ -521,29 +246,12 @@ def detect_entire_batch(
     )
 
 
-def detect_last_batch(
-    values: ArrayLike,
-    offsets: ArrayLike,
-    timestamps: ArrayLike | None = None,
-    *,
-    errors: str = "raise",
-    keys: Keys = None,
-    **parameters: Any,
+def _last_batch(
+    values: ArrayLike, offsets: ArrayLike, timestamps: ArrayLike | None, *, errors: str, keys: Keys,
+    params: dict[str, Any],
 ) -> LastBatchResult:
-    """Last-point detection of many series in one call: the verdict on each series' newest point.
-
-    Every point of a series builds the model (as the original's last detect does); to judge
-    against a recent window only, pass the last ``suggested_window`` points. Parameters as in
-    :func:`detect_entire_batch`.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> x = np.tile([1.0, 2.0, 3.0, 2.0], 8); x[-1] = 40.0
-    >>> bool(detect_last_batch(x, [0, 32]).is_anomaly[0])
-    True
-    """
-    vals, offs, outputs, grids, positions = _run("last", values, offsets, timestamps, errors, keys, parameters)
+    """The body of :func:`detect_last_batch`."""
+    vals, offs, outputs, grids, positions = _run("last", values, offsets, timestamps, errors, keys, params)
     k = len(outputs)
     f = {name: np.full(k, np.nan) for name in ("expected", "upper", "lower", "severity")}
     b = {name: np.zeros(k, dtype=bool) for name in ("anom", "pos", "neg")}
@@ -584,22 +292,13 @@ def detect_last_batch(
     )
 
 
-def detect_change_points_batch(
-    values: ArrayLike,
-    offsets: ArrayLike,
-    timestamps: ArrayLike | None = None,
-    *,
-    errors: str = "raise",
-    keys: Keys = None,
-    **parameters: Any,
+def _change_points_batch(
+    values: ArrayLike, offsets: ArrayLike, timestamps: ArrayLike | None, *, errors: str, keys: Keys,
+    params: dict[str, Any],
 ) -> ChangePointBatchResult:
-    """Change-point detection of many series in one call.
-
-    Parameters: ``granularity, custom_interval, period, stable_trend_window, threshold``
-    (scalars or per series); the rest as in :func:`detect_entire_batch`.
-    """
+    """The body of :func:`detect_change_points_batch`."""
     vals, offs, outputs, grids, positions = _run(
-        "change_points", values, offsets, timestamps, errors, keys, parameters
+        "change_points", values, offsets, timestamps, errors, keys, params
     )
     n = len(vals)
     is_cp = np.zeros(n, dtype=bool)
@@ -619,3 +318,124 @@ def detect_change_points_batch(
     return ChangePointBatchResult(
         offsets=offs, period=period, is_change_point=is_cp, confidence_scores=conf, error_code=code, error_message=msg
     )
+
+
+# --------------------------------------------------------------------------- public batch API
+
+@forwards("entire", _entire_batch, per_series=True)
+def detect_entire_batch(
+    values: ArrayLike,
+    offsets: ArrayLike,
+    timestamps: ArrayLike | None = None,
+    *,
+    errors: str = "raise",
+    keys: Keys = None,
+    granularity: str | None | ArrayLike = None,
+    custom_interval: int | None | ArrayLike = None,
+    period: int | None | ArrayLike = None,
+    max_anomaly_ratio: float | ArrayLike = 0.25,
+    sensitivity: float | ArrayLike = 99,
+    impute_mode: str | ArrayLike = "auto",
+    impute_fixed_value: float | None | ArrayLike = None,
+    boundary_version: str | ArrayLike = "V1",
+    method: str | ArrayLike = "azure",
+) -> EntireBatchResult:
+    """Entire-series detection of many series in one call.
+
+    Each model parameter is a scalar or one value per series (a list or 1-d array).
+
+    Parameters
+    ----------
+    values : array of float
+        All series' values, concatenated; NaN marks a missing point.
+    offsets : array of int
+        ``n_series + 1`` offsets: series *i* is ``values[offsets[i]:offsets[i+1]]``.
+    timestamps : array of datetime64 or ISO-8601 strings, optional
+        Aligned with ``values``; without them a series is a contiguous grid.
+    errors : {"raise", "coerce"}
+        ``"raise"`` stops at the first invalid series; ``"coerce"`` records its error
+        (``error_code``/``error_message``) and goes on.
+    keys : sequence or callable, optional
+        Names of the series for error messages (``keys[i]`` or ``keys(i)``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.tile([1.0, 2.0, 3.0, 2.0], 6); x[9] = 30.0
+    >>> r = detect_entire_batch(x, [0, 24], period=4, sensitivity=95)
+    >>> np.flatnonzero(r.is_anomaly).tolist()
+    [9]
+    """
+    raise NotImplementedError("@forwards calls _entire_batch")
+
+
+@forwards("last", _last_batch, per_series=True)
+def detect_last_batch(
+    values: ArrayLike,
+    offsets: ArrayLike,
+    timestamps: ArrayLike | None = None,
+    *,
+    errors: str = "raise",
+    keys: Keys = None,
+    granularity: str | None | ArrayLike = None,
+    custom_interval: int | None | ArrayLike = None,
+    period: int | None | ArrayLike = None,
+    max_anomaly_ratio: float | ArrayLike = 0.25,
+    sensitivity: float | ArrayLike = 99,
+    impute_mode: str | ArrayLike = "auto",
+    impute_fixed_value: float | None | ArrayLike = None,
+    boundary_version: str | ArrayLike = "V1",
+    method: str | ArrayLike = "azure",
+) -> LastBatchResult:
+    """Last-point detection of many series in one call: the verdict on each series' newest point.
+
+    Every point of a series builds the model (as the original's last detect does). Arguments as
+    in :func:`detect_entire_batch`.
+
+    Parameters
+    ----------
+    values, offsets, timestamps, errors, keys
+        As in :func:`detect_entire_batch`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.tile([1.0, 2.0, 3.0, 2.0], 8); x[-1] = 40.0
+    >>> bool(detect_last_batch(x, [0, 32]).is_anomaly[0])
+    True
+    """
+    raise NotImplementedError("@forwards calls _last_batch")
+
+
+@forwards("change_points", _change_points_batch, per_series=True)
+def detect_change_points_batch(
+    values: ArrayLike,
+    offsets: ArrayLike,
+    timestamps: ArrayLike | None = None,
+    *,
+    errors: str = "raise",
+    keys: Keys = None,
+    granularity: str | None | ArrayLike = None,
+    custom_interval: int | None | ArrayLike = None,
+    period: int | None | ArrayLike = None,
+    stable_trend_window: int | None | ArrayLike = None,
+    threshold: float | None | ArrayLike = None,
+) -> ChangePointBatchResult:
+    """Change-point detection of many series in one call.
+
+    Each model parameter is a scalar or one value per series (a list or 1-d array).
+
+    Parameters
+    ----------
+    values, offsets, timestamps, errors, keys
+        As in :func:`detect_entire_batch`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.r_[np.zeros(100), np.full(100, 8.0), np.zeros(100)] + np.random.default_rng(1).normal(size=300)
+    >>> r = detect_change_points_batch(x, [0, 200, 300])
+    >>> np.flatnonzero(r.is_change_point).tolist()
+    [100]
+    """
+    raise NotImplementedError("@forwards calls _change_points_batch")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -13,6 +13,97 @@ from ..errors import error_from_code
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 IntArray = NDArray[np.int64]
+
+
+# --------------------------------------------------------------------------- the result-column table
+
+Kind = Literal["bool", "float", "int", "str"]
+
+
+@dataclass(frozen=True)
+class ResultColumn:
+    """One result column, as every door names it.
+
+    ``name`` is the column of a frame, a SQL struct or a warehouse table. ``attribute`` is the
+    attribute of the entire and change-point results (arrays per point, plural as Azure's body);
+    a last-point result names it ``name`` (one value per series). ``kind`` is the value type
+    (``bool``, ``float``, ``int``, ``str``; adapters map it to their own types). ``azure`` says
+    whether Azure's response body carries it: its JSON name is the camelCase of the job's
+    attribute (:meth:`azure_name`). ``per_series`` marks one value per series in every job.
+    """
+
+    name: str
+    attribute: str
+    kind: Kind
+    jobs: frozenset[str]
+    azure: bool = True
+    per_series: bool = False
+
+    def attribute_for(self, job: str) -> str:
+        """The attribute of ``job``'s batch result that holds this column."""
+        return self.name if job == "last" else self.attribute
+
+    def azure_name(self, job: str) -> str | None:
+        """The field of Azure's response body of ``job`` (None if Azure has none).
+
+        >>> COLUMN_BY_NAME["expected_value"].azure_name("entire"), COLUMN_BY_NAME["expected_value"].azure_name("last")
+        ('expectedValues', 'expectedValue')
+        """
+        if not self.azure:
+            return None
+        head, *rest = self.attribute_for(job).split("_")
+        return head + "".join(w.title() for w in rest)
+
+
+_DETECT = frozenset({"entire", "last"})
+RESULT_COLUMNS: tuple[ResultColumn, ...] = (
+    ResultColumn("is_anomaly", "is_anomaly", "bool", _DETECT),
+    ResultColumn("is_positive_anomaly", "is_positive_anomaly", "bool", _DETECT),
+    ResultColumn("is_negative_anomaly", "is_negative_anomaly", "bool", _DETECT),
+    ResultColumn("expected_value", "expected_values", "float", _DETECT),
+    ResultColumn("lower_boundary", "lower_boundaries", "float", _DETECT, azure=False),
+    ResultColumn("upper_boundary", "upper_boundaries", "float", _DETECT, azure=False),
+    ResultColumn("lower_margin", "lower_margins", "float", _DETECT),
+    ResultColumn("upper_margin", "upper_margins", "float", _DETECT),
+    ResultColumn("severity", "severity", "float", _DETECT),
+    ResultColumn("period", "period", "int", _DETECT, per_series=True),
+    ResultColumn("suggested_window", "suggested_window", "int", frozenset({"last"}), per_series=True),
+    ResultColumn("is_change_point", "is_change_point", "bool", frozenset({"change_points"})),
+    ResultColumn("change_point_confidence", "confidence_scores", "float", frozenset({"change_points"})),
+)
+#: with ``errors="coerce"``, the error of an invalid series (``error_code`` / ``error_message`` of a batch result)
+ERROR_COLUMNS: tuple[ResultColumn, ...] = (
+    ResultColumn("anomaly_error_code", "error_code", "str", frozenset({"entire", "last", "change_points"}),
+                 azure=False, per_series=True),
+    ResultColumn("anomaly_error", "error_message", "str", frozenset({"entire", "last", "change_points"}),
+                 azure=False, per_series=True),
+)  # fmt: skip
+COLUMN_BY_NAME: dict[str, ResultColumn] = {c.name: c for c in (*RESULT_COLUMNS, *ERROR_COLUMNS)}
+
+
+def columns_for(job: str, *, errors: bool = False) -> tuple[ResultColumn, ...]:
+    """The result columns of ``job`` ("entire", "last" or "change_points"), in table order.
+
+    ``errors=True`` appends the two error columns.
+
+    >>> [c.name for c in columns_for("change_points", errors=True)]
+    ['is_change_point', 'change_point_confidence', 'anomaly_error_code', 'anomaly_error']
+    >>> {c.name: c.attribute_for("entire") for c in columns_for("entire")}["upper_margin"]
+    'upper_margins'
+    """
+    if job not in ("entire", "last", "change_points"):
+        raise ValueError(f"job must be one of entire, last, change_points, got {job!r}")
+    return tuple(c for c in RESULT_COLUMNS if job in c.jobs) + (ERROR_COLUMNS if errors else ())
+
+
+def column_attributes(job: str) -> dict[str, str]:
+    """``{column: attribute of the job's batch result}`` (the old ``ENTIRE_COLUMNS``-style mapping)."""
+    return {c.name: c.attribute_for(job) for c in columns_for(job)}
+
+
+def column_kinds() -> dict[str, Kind]:
+    """``{column: kind}`` of every result and error column."""
+    return {name: c.kind for name, c in COLUMN_BY_NAME.items()}
 
 
 def _json_float(x: float) -> float | None:

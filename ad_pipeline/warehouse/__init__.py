@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .backends import Backend, DuckDBBackend, PostgresBackend, backend_for
 from .scan import run_scan
-from .spec import KINDS, RESULT_COLUMNS, ScanSpec, key_hash, plan_chunks
+from .spec import KINDS, ScanSpec, key_hash, plan_chunks, result_columns
 
 __all__ = ["Backend", "DuckDBBackend", "PostgresBackend", "backend_for", "run_scan", "ScanSpec", "KINDS",
-           "RESULT_COLUMNS", "key_hash", "plan_chunks"]
+           "result_columns", "key_hash", "plan_chunks"]

@@ -2,7 +2,7 @@
 
 A chunk is an Arrow table sorted by key and timestamp (the key columns, the timestamp, then one
 float column per value column). Its conversion to the engine's flat values + offsets and back is
-:mod:`ad_pipeline.arrow`'s and :mod:`ad_pipeline._frames`' (shared with the DataFrame adapters);
+:mod:`ad_pipeline.arrow`'s and :mod:`ad_pipeline.engine.layout`'s (shared with the DataFrame adapters);
 this builds the Arrow table of rows to write and keeps the scan's counts.
 """
 
@@ -16,9 +16,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._frames import COLUMN_KINDS, Column, FrameData, Layout, run_change_points, run_detect, run_last
 from ..arrow import column_to_arrow, run_offsets, timestamps
-from .spec import MAX_ERRORS_REPORTED, RESULT_COLUMNS, Bounds, ScanSpec, ScanSummary, key_value
+from ..engine.layout import Column, FrameData, Layout, run_change_points, run_detect, run_last
+from ..engine.result import COLUMN_BY_NAME
+from .spec import MAX_ERRORS_REPORTED, Bounds, ScanSpec, ScanSummary, key_value, result_columns
 
 
 def _frame(spec: ScanSpec, ts: np.ndarray, values: dict[str, np.ndarray], offsets: np.ndarray,
@@ -30,10 +31,10 @@ def _frame(spec: ScanSpec, ts: np.ndarray, values: dict[str, np.ndarray], offset
     )
 
 
-def _arrow(col: Column, rows: np.ndarray | slice | None = None) -> pa.Array:
-    """A result column as written (NULL where the series was invalid, for NaN and negative counts)."""
-    name = next(n for n in COLUMN_KINDS if col.name == n or col.name.endswith("_" + n))
-    return column_to_arrow(col, COLUMN_KINDS[name], rows)
+def _arrow(col: Column, name: str, rows: np.ndarray | slice | None = None) -> pa.Array:
+    """Result column ``name`` (``col`` may carry a value-column prefix) as written: NULL where the series
+    was invalid, for NaN and negative counts."""
+    return column_to_arrow(col, COLUMN_BY_NAME[name].kind, rows)
 
 
 def detect_chunk(
@@ -73,17 +74,17 @@ def detect_chunk(
     starts = offs[:-1]
     base = {spec.keys[j]: key_cols[j].take(pa.array(rows)) for j in range(nk)}
     base[spec.timestamp] = tbl.column(nk).take(pa.array(rows))
-    names = [*RESULT_COLUMNS[spec.kind]] + (["period"] if spec.kind == "entire" else [])
+    names = [name for name, _ in result_columns(spec.kind)]
     parts, side_by_side = [], {}
     for vcol in spec.values:
         pre = f"{vcol}_" if nv > 1 else ""
         code, msg = cols[pre + "anomaly_error_code"], cols[pre + "anomaly_error"]
         for s in np.flatnonzero(code.mask[starts]) if code.mask is not None else []:
             _report_invalid(spec, summary, key_at(starts[s]), vcol, code.values[starts[s]], msg.values[starts[s]])
-        flags = _arrow(cols[pre + flag], rows)
+        flags = _arrow(cols[pre + flag], flag, rows)
         summary.points += len(rows)
         summary.anomalies += int(pc.sum(flags).as_py() or 0)
-        result = {n: _arrow(cols[pre + n], rows) for n in names}
+        result = {n: _arrow(cols[pre + n], n, rows) for n in names}
         if spec.write_back:
             side_by_side.update({pre + n: a for n, a in result.items()})
         else:
@@ -150,7 +151,7 @@ def _detect_last_chunk(
     by = {c.name: c for c in cols}
     base = {spec.keys[j]: tbl.column(j).take(take) for j in range(nk)}
     base[spec.timestamp] = tbl.column(nk).take(take)
-    names = list(RESULT_COLUMNS["last"]) + ["period"]
+    names = [name for name, _ in result_columns("last")]
     parts, side_by_side, anomalous = [], {}, np.zeros(len(newest), dtype=bool)
     for vcol in spec.values:
         code, msg = by[pre[vcol] + "anomaly_error_code"], by[pre[vcol] + "anomaly_error"]
@@ -161,7 +162,7 @@ def _detect_last_chunk(
         anomalous |= is_anom & in_window
         summary.points += len(sel)
         summary.anomalies += int(np.count_nonzero(is_anom[sel]))
-        result = {n: _arrow(by[pre[vcol] + n], sel) for n in names}
+        result = {n: _arrow(by[pre[vcol] + n], n, sel) for n in names}
         if spec.write_back:
             side_by_side.update({pre[vcol] + n: a for n, a in result.items()})
         else:

@@ -1,7 +1,8 @@
 """What a warehouse scan is asked to do (:class:`ScanSpec`) and what it reports (:class:`ScanSummary`).
 
-The result columns a scan writes, per kind, with the SQL type class of each (``bool``, ``double``,
-``bigint``; :mod:`.sql` maps a class to each database's type name).
+The result columns a scan writes come from the engine's result-column table (``engine/result.py``),
+each with a SQL type class (``bool``, ``double``, ``bigint``; :mod:`.sql` maps a class to each
+database's type name).
 """
 
 from __future__ import annotations
@@ -17,24 +18,24 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ..engine.result import columns_for
+
 KINDS = ("entire", "last", "change_points")
 
-# result column -> SQL type class, for the DDL
-_DETECT_TYPES = {
-    "is_anomaly": "bool",
-    "is_positive_anomaly": "bool",
-    "is_negative_anomaly": "bool",
-    "expected_value": "double",
-    "lower_boundary": "double",
-    "upper_boundary": "double",
-    "lower_margin": "double",
-    "upper_margin": "double",
-    "severity": "double",
-}
-ENTIRE_COLUMNS: dict[str, str] = dict(_DETECT_TYPES)
-LAST_COLUMNS: dict[str, str] = {**_DETECT_TYPES, "suggested_window": "bigint"}
-CHANGE_POINT_COLUMNS: dict[str, str] = {"is_change_point": "bool", "change_point_confidence": "double"}
-RESULT_COLUMNS = {"entire": ENTIRE_COLUMNS, "last": LAST_COLUMNS, "change_points": CHANGE_POINT_COLUMNS}
+_SQL_CLASS = {"bool": "bool", "float": "double", "int": "bigint"}  # result column kind -> SQL type class
+
+
+def result_columns(kind: str) -> list[tuple[str, str]]:
+    """(column, SQL type class) of the results of ``kind``, from the engine's result-column table;
+    ``period`` last, as in the tables written so far.
+
+    >>> [name for name, _ in result_columns("last")][-3:]
+    ['severity', 'suggested_window', 'period']
+    """
+    cols = sorted(columns_for(kind), key=lambda c: c.name == "period")
+    return [(c.name, _SQL_CLASS[c.kind]) for c in cols]
+
+
 META_COLUMNS = (("run_id", "text"), ("detected_at", "tstz"))
 MAX_PARAMS = 30_000  # bound values per statement (PostgreSQL allows 65,535)
 MAX_ERRORS_REPORTED = 100
@@ -66,7 +67,7 @@ class ScanSpec:
 
 def result_names(spec: ScanSpec) -> list[tuple[str, str]]:
     """(column, type class) of the result columns as written; prefixed by the value column when several."""
-    cols = [*RESULT_COLUMNS[spec.kind].items()] + ([("period", "bigint")] if spec.kind != "change_points" else [])
+    cols = result_columns(spec.kind)
     if spec.write_back and len(spec.values) > 1:
         cols = [(f"{v}_{name}", typ) for v in spec.values for name, typ in cols]
     return cols

@@ -17,9 +17,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from .._tabular_frames import arrow_default_features, arrow_to_columns
 from ..engine.tabular import TabularDetector
 from ..errors import BadArgument
+from ..frames.tabular import arrow_default_features, arrow_to_columns
 from .backends import Backend
 from .spec import MAX_PARAMS, META_COLUMNS
 from .sql import (

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ad_pipeline  # noqa: F401
-from ad_pipeline._frames import ENTIRE_COLUMNS
+from ad_pipeline.engine.layout import ENTIRE_COLUMNS
 
 
 @st.composite

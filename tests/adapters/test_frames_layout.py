@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ad_pipeline._frames import Request, combine_codes, dense_codes, sort_layout, value_columns
+from ad_pipeline.engine.layout import combine_codes, dense_codes, sort_layout
 from ad_pipeline.errors import BadArgument
+from ad_pipeline.frames.methods import Request, value_columns
 
 START = np.datetime64("2024-01-01", "ns")
 

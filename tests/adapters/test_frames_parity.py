@@ -1,7 +1,7 @@
 """Contract: pandas, polars (eager and lazy) and a direct batch call give identical results.
 
 The direct call sorts with ``np.lexsort`` and scatters back by hand (an implementation
-independent of ad_pipeline._frames); flags and floats must be exactly equal, NaN in the same places.
+independent of ad_pipeline.engine.layout); flags and floats must be exactly equal, NaN in the same places.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 import ad_pipeline as ad
-from ad_pipeline._frames import CHANGE_POINT_COLUMNS, ENTIRE_COLUMNS, LAST_COLUMNS
+from ad_pipeline.engine.layout import CHANGE_POINT_COLUMNS, ENTIRE_COLUMNS, LAST_COLUMNS
 
 from .frames_data import long_columns
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import ad_pipeline.pandas  # noqa: F401 - registers df.anomaly
+import ad_pipeline.frames.pandas  # noqa: F401 - registers df.anomaly
 
 N = 40
 KINDS = ["detect", "detect_last", "change_points"]
@@ -51,7 +51,7 @@ def test_pandas_coerce_isolates_a_missing_timestamp(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_polars_coerce_isolates_a_missing_timestamp(kind):
     pl = pytest.importorskip("polars")
-    import ad_pipeline.polars  # noqa: F401
+    import ad_pipeline.frames.polars  # noqa: F401
 
     out = getattr(pl.from_pandas(_with_missing_timestamp()).anomaly, kind)(by="host", errors="coerce").to_pandas()
     errs = _errors_by_key(out)

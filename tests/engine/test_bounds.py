@@ -13,7 +13,7 @@ import pytest
 
 import ad_pipeline as ad
 from ad_pipeline import errors as E
-from ad_pipeline.engine.batch import MAX_GRID_FACTOR
+from ad_pipeline.engine.prepare import MAX_GRID_FACTOR
 
 RNG = np.random.default_rng(18)
 X48 = RNG.normal(size=48)

@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ad_pipeline  # noqa: F401  (registers the df.anomaly accessors)
-from ad_pipeline import _tabular_frames as tf
-from ad_pipeline._tabular_duckdb import register_model
+from ad_pipeline.duckdb import register_model
 from ad_pipeline.engine.tabular import TabularDetector
 from ad_pipeline.errors import BadArgument
+from ad_pipeline.frames import tabular as tf
 
 
 @pytest.fixture(scope="module")

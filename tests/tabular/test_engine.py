@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import ad_pipeline as ad
-from ad_pipeline.engine.tabular import TabularDetector, _Encoded
+from ad_pipeline.engine.tabular import TabularDetector
+from ad_pipeline.engine.tabular.encoding import Encoded as _Encoded
 from ad_pipeline.errors import BadArgument, InvalidModelArgument
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ad_pipeline.engine.tabular import FORMAT_VERSION, TabularDetector, _digest
+from ad_pipeline.engine.tabular import FORMAT_VERSION, TabularDetector
+from ad_pipeline.engine.tabular.persistence import digest as _digest
 from ad_pipeline.errors import BadArgument, InvalidModelFile
 
 

@@ -5,7 +5,7 @@ and polars namespace call these functions; they only register and forward).
 Conversion only: every number comes from :class:`ad_pipeline.engine.tabular.TabularDetector`.
 
 >>> import pandas as pd
->>> from ad_pipeline._tabular_frames import outliers
+>>> from ad_pipeline.frames.tabular import outliers
 >>> df = pd.DataFrame({"key": range(6), "a": [1.0, 1.1, 0.9, 1.0, 1.05, 9.0]})
 >>> out = outliers(df, key="key", contamination=0.2)
 >>> out["is_anomaly"].tolist()
@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import BadArgument, MissingDependency
+from ..engine.tabular.encoding import register_frame_reader
+from ..errors import BadArgument, MissingDependency
 
-if TYPE_CHECKING:  # imported when used: `import ad_pipeline.pandas` stays light (no numba kernels)
-    from .engine.tabular import TabularDetector, TabularExplanation
+if TYPE_CHECKING:  # imported when used: `import ad_pipeline.frames.pandas` stays light (no numba kernels)
+    from ..engine.tabular import TabularDetector, TabularExplanation
 
 __all__ = [
     "frame_to_columns",
@@ -95,6 +96,11 @@ def frame_to_columns(df: Any, columns: Sequence[str] | None = None) -> dict[str,
         by_str = {str(c): c for c in df.columns}
         return {name: convert(df[by_str[name]]) for name in names}
     return {name: convert(df.get_column(name)) for name in names}
+
+
+# TabularDetector().fit(df) / .score_samples(df) ...: the engine reads these frames with this adapter
+register_frame_reader("pandas", frame_to_columns)
+register_frame_reader("polars", frame_to_columns)
 
 
 def arrow_column(a: Any, numeric: bool) -> np.ndarray:
@@ -191,7 +197,7 @@ def fit_outliers(
         clash = [f for f in features if f == key or f in set(ignore)]
         if clash:
             raise BadArgument(f"The columns {clash!r} are listed both as features and as key/ignore.")
-    from .engine.tabular import TabularDetector
+    from ..engine.tabular import TabularDetector
 
     return TabularDetector(**params).fit(frame_to_columns(df, list(features)))
 
@@ -216,7 +222,7 @@ def top_features_arrow(explanation: TabularExplanation) -> Any:
 
 def check_model(model: TabularDetector, names: Sequence[str]) -> None:
     """Refuse anything but a fitted detector whose features are all among the column ``names``."""
-    from .engine.tabular import TabularDetector
+    from ..engine.tabular import TabularDetector
 
     if not isinstance(model, TabularDetector):
         raise BadArgument(f"The 'model' field must be a fitted TabularDetector, got {type(model).__name__}.")

@@ -17,7 +17,7 @@ UDF makes one engine call for the chunk. UDFs and temp macros live with the conn
 
 >>> import duckdb, numpy as np
 >>> from ad_pipeline import TabularDetector
->>> from ad_pipeline._tabular_duckdb import register_model
+>>> from ad_pipeline.duckdb import register_model
 >>> con = duckdb.connect()
 >>> _ = con.execute("CREATE TABLE t AS SELECT i AS key, (i % 7)::DOUBLE AS a, (i % 5)::DOUBLE AS b "
 ...                 "FROM range(200) r(i)")
@@ -39,24 +39,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._tabular_frames import arrow_column, top_features_arrow
-from .errors import BadArgument
+from ..errors import BadArgument
+from ..frames.tabular import arrow_column, top_features_arrow
+from .common import quote_identifier, require_duckdb, require_pyarrow
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
 
-    from .engine.tabular import TabularDetector
+    from ..engine.tabular import TabularDetector
 
 __all__ = ["register_model"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOP_TYPE = "STRUCT(feature VARCHAR, contribution DOUBLE)[]"
-
-
-def _quote(name: str) -> str:
-    from .duckdb import quote_identifier
-
-    return quote_identifier(name)
 
 
 def _columns(model: TabularDetector, args: tuple[Any, ...]) -> dict[str, np.ndarray]:
@@ -87,11 +82,11 @@ def register_model(
     >>> register_model(con, "zero_model", m).sql("SELECT zero_model(9.0) < 0").fetchall()
     [(True,)]
     """
-    from .duckdb import _duckdb, _pa  # raise MissingDependency naming the extra when missing
-    from .engine.tabular import TabularDetector  # imported when used: `import ad_pipeline.duckdb` stays light
+    # imported when used: `import ad_pipeline.duckdb` stays light (no numba kernels)
+    from ..engine.tabular import TabularDetector
 
-    _duckdb()
-    pa = _pa()
+    require_duckdb()  # raise MissingDependency naming the extra when missing
+    pa = require_pyarrow()
     if not isinstance(name, str) or not _NAME.match(name):
         raise BadArgument(f"The 'name' field must be a SQL identifier (letters, digits, _), got {name!r}.")
     if isinstance(model, str | os.PathLike):
@@ -127,7 +122,7 @@ def register_model(
             pass
         con.create_function(fn_name, fn, params, ret, type="arrow", null_handling="special")  # type: ignore[call-overload]
 
-    cols = ", ".join(_quote(str(f)) for f in model.feature_names_in_)
+    cols = ", ".join(quote_identifier(str(f)) for f in model.feature_names_in_)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP MACRO {name}_outliers(table_name, top := 3) AS TABLE

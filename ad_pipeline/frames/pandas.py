@@ -2,7 +2,7 @@
 
 Registered when ``ad_pipeline`` is imported and pandas is (or later gets) imported. The
 accessor only converts: columns to numpy arrays, one engine batch call (see
-:mod:`ad_pipeline._frames`), result arrays back to columns.
+:mod:`ad_pipeline.engine.layout`), result arrays back to columns.
 
 >>> import numpy as np, pandas as pd
 >>> import ad_pipeline
@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._frames import AnomalyMethods, Column, Request, non_numeric, non_temporal
-from ._tabular_frames import TabularOutlierMethods
-from .errors import BadArgument, MissingDependency
+from ..engine.layout import Column
+from ..errors import BadArgument, MissingDependency
+from .methods import AnomalyMethods, Request, non_numeric, non_temporal
+from .tabular import TabularOutlierMethods
 
 try:
     import pandas as pd

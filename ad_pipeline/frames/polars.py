@@ -2,7 +2,7 @@
 
 Registered when ``ad_pipeline`` is imported and polars is (or later gets) imported. The
 namespace only converts: columns to numpy arrays, one engine batch call (see
-:mod:`ad_pipeline._frames`), result arrays back to columns. On a LazyFrame the methods add a
+:mod:`ad_pipeline.engine.layout`), result arrays back to columns. On a LazyFrame the methods add a
 step to the plan (with its output schema declared); nothing runs before ``collect()``.
 
 >>> import numpy as np, polars as pl
@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._frames import AnomalyMethods, Column, Request, dense_codes, non_numeric, non_temporal
-from ._tabular_frames import TabularOutlierMethods
-from .errors import MissingDependency
+from ..engine.layout import Column, dense_codes
+from ..errors import MissingDependency
+from .methods import AnomalyMethods, Request, non_numeric, non_temporal
+from .tabular import TabularOutlierMethods
 
 try:
     import polars as pl
@@ -50,7 +51,7 @@ def _series(col: Column) -> pl.Series:
 
 
 class AnomalyFrameNamespace(AnomalyMethods, TabularOutlierMethods):
-    """``df.anomaly`` on a polars DataFrame (see :class:`ad_pipeline._frames.AnomalyMethods`)."""
+    """``df.anomaly`` on a polars DataFrame (see :class:`ad_pipeline.frames.methods.AnomalyMethods`)."""
 
     def __init__(self, df: pl.DataFrame) -> None:
         self._df = df

@@ -24,8 +24,8 @@ from types import ModuleType
 from typing import Any
 
 ADAPTERS: dict[str, str] = {
-    "pandas": "ad_pipeline.pandas",
-    "polars": "ad_pipeline.polars",
+    "pandas": "ad_pipeline.frames.pandas",
+    "polars": "ad_pipeline.frames.polars",
     "dask.dataframe": "ad_pipeline.dask",
 }
 
@@ -93,5 +93,3 @@ def install() -> None:
     if _FINDER.pending and _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)
 
-
-install()
