@@ -9,14 +9,21 @@ the scan once.
 * :mod:`.pgcopy` -- PostgreSQL binary ``COPY`` of Arrow columns;
 * :mod:`.detect` -- one engine batch call per chunk of whole series;
 * :mod:`.scan` -- :func:`run_scan`: list keys, read chunks, detect, write, in ONE transaction;
-* :mod:`.tabular` -- :func:`run_tabular_scan`: score a table with a tabular model.
+* :mod:`.tabular` -- :func:`run_tabular_scan`: score a table with a tabular model;
+* :mod:`.local` and :mod:`.outputs` -- the command line's scan of a DuckDB table or a CSV / Parquet
+  file (a source view over :mod:`.scan`'s reads), into a table replaced atomically or a file.
+
+Import the modules themselves (``from ad_pipeline.warehouse.scan import run_scan``): this package
+imports nothing heavy.
 """
 
 from __future__ import annotations
 
-from .backends import Backend, DuckDBBackend, PostgresBackend, backend_for
-from .scan import run_scan
-from .spec import KINDS, ScanSpec, key_hash, plan_chunks, result_columns
+__all__ = ["InputError"]
 
-__all__ = ["Backend", "DuckDBBackend", "PostgresBackend", "backend_for", "run_scan", "ScanSpec", "KINDS",
-           "result_columns", "key_hash", "plan_chunks"]
+
+class InputError(Exception):
+    """Bad input to a command-line scan (exit status 2): the message names the problem.
+
+    (Here, not in :mod:`.local`, so that the command line can catch it without importing pyarrow.)
+    """

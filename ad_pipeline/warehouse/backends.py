@@ -39,9 +39,10 @@ class Backend:
     text_type = "VARCHAR(1000)"
     tstz_type = "TIMESTAMP WITH TIME ZONE"
 
-    def __init__(self, hook: Any) -> None:
+    def __init__(self, hook: Any, *, conn: Any = None) -> None:
+        """A backend on ``hook``'s connection (or on ``conn``, a DB-API connection opened elsewhere)."""
         self.hook = hook
-        self.conn = hook.get_conn()
+        self.conn = hook.get_conn() if conn is None else conn
         placeholder = getattr(hook, "placeholder", "%s") or "%s"
         self.write_style = "qmark" if placeholder == "?" else "format"
         self.read_style = self.write_style
@@ -170,8 +171,8 @@ class DuckDBBackend(Backend):
     text_type = "VARCHAR"
     tstz_type = "TIMESTAMPTZ"
 
-    def __init__(self, hook: Any) -> None:
-        super().__init__(hook)
+    def __init__(self, hook: Any = None, *, conn: Any = None) -> None:
+        super().__init__(hook, conn=conn)
         self.write_style = self.read_style = "qmark"
 
     def begin(self) -> None:

@@ -46,19 +46,11 @@ from .sql import (
 
 def run_scan(spec: ScanSpec, backend: Backend) -> dict[str, Any]:
     """Run the scan described by ``spec`` through ``backend``; returns the XCom summary."""
-    schema = _probe(spec, backend)
-    bounds = Bounds(spec, schema.field(len(spec.keys)).type)
+    bounds = open_scan(spec, backend)
     what = "results table" if spec.target_table else "source table (write_back)"
     with refusing(f"Preparing the {what} failed"):
         _prepare_output(spec, backend)  # column types checked before anything is read or written
-    keys, counts = _list_keys(spec, backend, bounds)
-    if spec.partitions > 1:
-        mine = [i for i, k in enumerate(keys) if key_hash(k) % spec.partitions == spec.partition]
-        keys, counts = [keys[i] for i in mine], [counts[i] for i in mine]
-    max_keys = max(1, MAX_PARAMS // (len(spec.keys) + 1) - 4)
-    chunks = [[keys[i] for i in idx] for idx in plan_chunks(keys, counts, spec.chunk_rows, max_keys)]
-    spec.log(f"{len(keys)} series ({sum(counts)} rows) in partition {spec.partition}/{spec.partitions}, "
-             f"{len(chunks)} chunk(s)")
+    chunks = list_chunks(spec, backend, bounds)
     summary, detected_at = ScanSummary(), dt.datetime.now(dt.UTC)
     for attempt in (0, 1):  # a twin task creating the same output at the same moment: prepare again, once
         with refusing(f"Preparing the {what} failed"):
@@ -98,7 +90,7 @@ def _scan_chunks(spec: ScanSpec, backend: Backend, bounds: Bounds, chunks: list[
         try:
             for chunk_keys in chunks:
                 t0 = time.perf_counter()
-                tbl = _read_chunk(spec, backend, bounds, chunk_keys)
+                tbl = read_chunk(spec, backend, bounds, chunk_keys)
                 t1 = time.perf_counter()
                 out = detect_chunk(spec, tbl, bounds, detected_at, summary)
                 del tbl
@@ -121,6 +113,41 @@ def _scan_chunks(spec: ScanSpec, backend: Backend, bounds: Bounds, chunks: list[
         finally:
             if pending is not None:
                 pending.cancel()  # a write not started is not started; a running one is waited for
+
+
+# --------------------------------------------------------------------------- the read side (also the CLI's)
+
+
+def open_scan(spec: ScanSpec, backend: Backend) -> Bounds:
+    """Probe the source (names and types checked before anything is read) and bind the window."""
+    schema = _probe(spec, backend)
+    return Bounds(spec, schema.field(len(spec.keys)).type)
+
+
+def list_chunks(spec: ScanSpec, backend: Backend, bounds: Bounds) -> list[list[tuple[Any, ...]]]:
+    """The keys with rows in the window (of this hash partition), as chunks of whole series."""
+    keys, counts = _list_keys(spec, backend, bounds)
+    if spec.partitions > 1:
+        mine = [i for i, k in enumerate(keys) if key_hash(k) % spec.partitions == spec.partition]
+        keys, counts = [keys[i] for i in mine], [counts[i] for i in mine]
+    max_keys = max(1, MAX_PARAMS // (len(spec.keys) + 1) - 4)
+    chunks = [[keys[i] for i in idx] for idx in plan_chunks(keys, counts, spec.chunk_rows, max_keys)]
+    spec.log(f"{len(keys)} series ({sum(counts)} rows) in partition {spec.partition}/{spec.partitions}, "
+             f"{len(chunks)} chunk(s)")
+    return chunks
+
+
+def read_chunk(spec: ScanSpec, backend: Backend, bounds: Bounds, keys: Sequence[tuple[Any, ...]]) -> pa.Table:
+    """The rows of ``keys`` in the window, sorted by key and timestamp: the key columns, the timestamp,
+    one float column per value column (``ad_value_<i>``), then the ``carry`` columns. No keys: no rows."""
+    s = ScanSql(spec, backend, read=True)
+    p = Params(backend.read_style)
+    sel = [s.q(k) for k in spec.keys] + [s.q(spec.timestamp)]
+    sel += [f"CAST({s.q(v)} AS {backend.double_type}) AS {s.q(f'ad_value_{i}')}" for i, v in enumerate(spec.values)]
+    sel += [s.q(c) for c in spec.carry]
+    order = ", ".join(s.q(c) for c in [*spec.keys, spec.timestamp])
+    where = f"{s.window(p, bounds.scan_start, bounds.end)} AND {s.key_in(p, keys)}" if keys else "1 = 0"
+    return backend.query_arrow(f"SELECT {', '.join(sel)} FROM {s.source()} WHERE {where} ORDER BY {order}", p.values)
 
 
 # --------------------------------------------------------------------------- source and output
@@ -194,16 +221,6 @@ def _list_keys(spec: ScanSpec, backend: Backend, bounds: Bounds) -> tuple[list[t
     return key_tuples, counts
 
 
-def _read_chunk(spec: ScanSpec, backend: Backend, bounds: Bounds, keys: Sequence[tuple[Any, ...]]) -> pa.Table:
-    s = ScanSql(spec, backend, read=True)
-    p = Params(backend.read_style)
-    sel = [s.q(k) for k in spec.keys] + [s.q(spec.timestamp)]
-    sel += [f"CAST({s.q(v)} AS {backend.double_type}) AS {s.q(f'ad_value_{i}')}" for i, v in enumerate(spec.values)]
-    order = ", ".join(s.q(c) for c in [*spec.keys, spec.timestamp])
-    where = f"{s.window(p, bounds.scan_start, bounds.end)} AND {s.key_in(p, keys)}"
-    return backend.query_arrow(f"SELECT {', '.join(sel)} FROM {s.source()} WHERE {where} ORDER BY {order}", p.values)
-
-
 def _write_chunk(spec: ScanSpec, backend: Backend, bounds: Bounds, keys: Sequence[tuple[Any, ...]], out: pa.Table) -> None:
     """Replace the chunk's old results (inside the open transaction)."""
     s = ScanSql(spec, backend, read=False)
@@ -222,4 +239,4 @@ def _write_chunk(spec: ScanSpec, backend: Backend, bounds: Bounds, keys: Sequenc
     backend.insert_arrow(target, out)
 
 
-__all__ = ["run_scan"]
+__all__ = ["run_scan", "open_scan", "list_chunks", "read_chunk"]

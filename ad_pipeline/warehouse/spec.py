@@ -61,6 +61,8 @@ class ScanSpec:
     partition: int = 0
     chunk_rows: int = 200_000
     last_window: int | str = "suggested"
+    carry: list[str] = field(default_factory=list)  # source columns read along (the CLI keeps them)
+    keep_null_timestamps: bool = False  # True: a row without timestamp stays (its series is then invalid)
     run_id: str = ""
     log: Callable[[str], None] = lambda msg: None
 

@@ -65,12 +65,12 @@ class ScanSql:
 
     def window(self, p: Params, start: Any, end: Any) -> str:
         ts = self.q(self.spec.timestamp)
-        conds = [f"{ts} IS NOT NULL"]
+        conds = [] if self.spec.keep_null_timestamps else [f"{ts} IS NOT NULL"]
         if start is not None:
             conds.append(f"{ts} >= {p.add(start)}")
         if end is not None:
             conds.append(f"{ts} < {p.add(end)}")
-        return " AND ".join(conds)
+        return " AND ".join(conds) or "1 = 1"
 
     def key_in(self, p: Params, keys: Sequence[tuple[Any, ...]], extra: Sequence[str] = ()) -> str:
         return key_in(self.q, [*self.spec.keys, *extra], p, keys)
