@@ -36,9 +36,11 @@ def _entire(values: ArrayLike, timestamps: ArrayLike | None, *, params: dict[str
     return detect_entire_batch(v, offsets, timestamps, **params).series(0)
 
 
-def _last(values: ArrayLike, timestamps: ArrayLike | None, *, params: dict[str, Any]) -> LastResult:
+def _last(
+    values: ArrayLike, timestamps: ArrayLike | None, *, window: int | str | None, params: dict[str, Any]
+) -> LastResult:
     v, offsets = _one(values)
-    return detect_last_batch(v, offsets, timestamps, **params).series(0)
+    return detect_last_batch(v, offsets, timestamps, window=window, **params).series(0)
 
 
 def _change_points(values: ArrayLike, timestamps: ArrayLike | None, *, params: dict[str, Any]) -> ChangePointResult:
@@ -63,6 +65,13 @@ def detect_entire(
 ) -> EntireResult:
     """Entire-series detection: one model over the whole series, every point judged.
 
+    Parameters
+    ----------
+    values : array of float
+        The series' values; NaN marks a missing point.
+    timestamps : array of datetime64 or ISO-8601 strings, optional
+        Aligned with ``values``; without them the points are a regular grid.
+
     The defaults are the service's, so a migrated request that omits a field gets Azure's answer.
     ``granularity=None`` infers it from ``timestamps`` (or ``"none"`` without them).
 
@@ -82,6 +91,7 @@ def detect_last(
     values: ArrayLike,
     timestamps: ArrayLike | None = None,
     *,
+    window: int | str | None = None,
     granularity: str | None = None,
     custom_interval: int | None = None,
     period: int | None = None,
@@ -92,7 +102,17 @@ def detect_last(
     boundary_version: str = "V1",
     method: str = "azure",
 ) -> LastResult:
-    """Last-point detection: is the newest point anomalous, judged against the whole given window.
+    """Last-point detection: is the newest point anomalous, judged against the given points.
+
+    Parameters
+    ----------
+    values : array of float
+        The series' values; NaN marks a missing point (the newest must have a value).
+    timestamps : array of datetime64 or ISO-8601 strings, optional
+        Aligned with ``values``; without them the points are a regular grid.
+    window : None, "suggested" or int
+        ``None``: judge against all given points; ``"suggested"``: against the last
+        ``suggested_window`` points; an integer: against the last ``window`` points.
 
     Examples
     --------
@@ -116,6 +136,13 @@ def detect_change_points(
     threshold: float | None = None,
 ) -> ChangePointResult:
     """Change-point detection: where the trend of the series shifts.
+
+    Parameters
+    ----------
+    values : array of float
+        The series' values; NaN marks a missing point.
+    timestamps : array of datetime64 or ISO-8601 strings, optional
+        Aligned with ``values``; without them the points are a regular grid.
 
     Examples
     --------

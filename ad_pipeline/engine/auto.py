@@ -64,7 +64,7 @@ from scipy.special import ndtri
 
 from ..errors import AnomalyDetectorError
 from .arrays import interp_nan
-from .model import EntireOutput, GridSeries, LastOutput
+from .model import EntireOutput, GridSeries, LastOutput, suggested_window
 
 TREND_WINDOW = 31  # points: detrending window of the period choice
 FAST_WINDOW = 15  # points: the fast level (centred and one-sided medians), follows wandering series
@@ -75,7 +75,6 @@ RELATIVE_FLOOR = 0.03  # noise below 3% of the series' standard deviation counts
 TAIL_QUANTILE = 0.95  # heavy residual tails raise the threshold by sqrt(q95(z) / 1.96)
 _TAIL_Z = float(ndtri(0.5 + TAIL_QUANTILE / 2))  # 1.96: the Gaussian's q95 of |z|
 _SECONDS = {"weekly": 604_800, "daily": 86_400, "hourly": 3_600, "minutely": 60, "secondly": 1}
-_DEFAULT_WINDOW = {"daily": 28, "hourly": 168, "minutely": 1440, "monthly": 12, "weekly": 12, "yearly": 12}
 
 
 def documented_false_alarm_rate(sensitivity: float) -> float:
@@ -325,10 +324,6 @@ def _detect(gs: GridSeries) -> EntireOutput:
     )
 
 
-def _suggested_window(period: int, granularity: str) -> int:
-    return 4 * period + 1 if period > 1 else _DEFAULT_WINDOW.get(granularity, 28) + 1
-
-
 class _Auto:
     """The ``auto`` model: see the module docstring."""
 
@@ -342,7 +337,7 @@ class _Auto:
             out.append(
                 LastOutput(
                     period=e.period,
-                    suggested_window=_suggested_window(e.period, gs.granularity),
+                    suggested_window=suggested_window(e.period, gs.granularity),
                     expected=float(e.expected[-1]),
                     upper_margin=float(e.upper_margin[-1]),
                     lower_margin=float(e.lower_margin[-1]),

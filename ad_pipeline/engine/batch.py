@@ -16,6 +16,7 @@ Parameters are scalars or one value per series. The single-series functions in
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,14 @@ from numpy.typing import ArrayLike, NDArray
 from ..errors import AnomalyDetectorError, BadArgument, InvalidSeries
 from .compiling import watch_compilation
 from .model import EntireOutput, GridSeries, LastOutput, Model
-from .params import check_change_point_params, check_params, defaults_for, expand_params, forwards
+from .params import (
+    check_change_point_params,
+    check_params,
+    defaults_for,
+    expand_params,
+    forwards,
+    is_per_series,
+)
 from .prepare import check_batch_input, prepare
 from .result import ChangePointBatchResult, EntireBatchResult, LastBatchResult
 
@@ -33,6 +41,11 @@ DETECT_DEFAULTS: dict[str, Any] = defaults_for("entire")  # the public defaults,
 CHANGE_POINT_DEFAULTS: dict[str, Any] = defaults_for("change_points")
 
 Keys = Sequence[Any] | Callable[[int], Any] | None
+
+
+def _check_errors(errors: str) -> None:
+    if errors not in ERRORS:
+        raise BadArgument(f"The 'errors' field must be one of {', '.join(ERRORS)}, got {errors!r}.")
 
 
 def _label(keys: Keys, i: int, n_series: int) -> str:
@@ -60,8 +73,7 @@ def _run(
     parameters: dict[str, Any],
 ) -> tuple[NDArray[np.float64], NDArray[np.int64], list[Any], list[Any], list[NDArray[np.int64] | None]]:
     """Validate everything, run the models, return per-series outputs (or errors) and grid positions."""
-    if errors not in ERRORS:
-        raise BadArgument(f"The 'errors' field must be one of {', '.join(ERRORS)}, got {errors!r}.")
+    _check_errors(errors)
     watch_compilation()
     vals, offs, ts, wall, bad_ts = check_batch_input(values, offsets, timestamps)
     n_series = len(offs) - 1
@@ -247,10 +259,83 @@ def _entire_batch(
 
 
 def _last_batch(
+    values: ArrayLike, offsets: ArrayLike, timestamps: ArrayLike | None, *, window: int | str | None,
+    window_groups: ArrayLike | None, errors: str, keys: Keys, params: dict[str, Any],
+) -> LastBatchResult:
+    """The body of :func:`detect_last_batch`: each newest point judged against its last ``window`` points.
+
+    ``"suggested"``: a series is first judged on all its points (that gives its ``suggested_window``,
+    or all points when it is invalid), then again on its last ``suggested_window`` points where that
+    is fewer; the other series keep their first verdict.
+    """
+    _check_errors(errors)
+    if window is None:
+        return _last_once(values, offsets, timestamps, errors=errors, keys=keys, params=params)
+    if window == "suggested":
+        whole = _last_once(values, offsets, timestamps, errors="coerce", keys=keys, params=params)
+        offs = whole.offsets
+        lens = np.diff(offs)
+        suggested = _group_max(whole.suggested_window, window_groups)
+        keep = np.minimum(lens, np.where(suggested > 0, suggested, lens))
+        redo = np.flatnonzero((keep < lens) | ~whole.valid)  # invalid ones again, so errors= decides
+    else:
+        if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+            raise BadArgument(f"The 'window' field must be 'suggested', a positive integer or None, got {window!r}.")
+        _, offs, _, _, _ = check_batch_input(values, offsets, None)
+        lens = np.diff(offs)
+        keep, redo, whole = np.minimum(lens, int(window)), np.arange(len(lens)), None
+    if not len(redo):
+        return whole  # type: ignore[return-value]
+    ends = offs[1:][redo]
+    rows = np.repeat(ends - keep[redo], keep[redo]) + (
+        np.arange(int(keep[redo].sum())) - np.repeat(np.cumsum(keep[redo]) - keep[redo], keep[redo])
+    )
+    n_series = len(lens)
+    part = _last_once(
+        np.asarray(values)[rows],
+        np.concatenate([[0], np.cumsum(keep[redo])]).astype(np.int64),
+        None if timestamps is None else np.asarray(timestamps)[rows],
+        errors=errors,
+        keys=_sub_keys(keys, redo, n_series),
+        params={k: np.asarray(v, dtype=object)[redo] if is_per_series(v) else v for k, v in params.items()},
+    )
+    if whole is None:
+        return replace(part, offsets=offs)
+    merged = {}
+    for f in fields(LastBatchResult):
+        if f.name != "offsets":
+            merged[f.name] = getattr(whole, f.name).copy()
+            merged[f.name][redo] = getattr(part, f.name)
+    return LastBatchResult(offsets=offs, **merged)
+
+
+def _group_max(suggested: NDArray[np.int64], groups: ArrayLike | None) -> NDArray[np.int64]:
+    """Each series' suggested window, the largest of its group when ``groups`` are given."""
+    if groups is None:
+        return suggested
+    g = np.asarray(groups)
+    if g.shape != suggested.shape:
+        raise BadArgument(
+            f"The 'window_groups' field must hold one group per series ({len(suggested)}), got {g.size} values."
+        )
+    _, codes = np.unique(g, return_inverse=True)
+    top = np.full(int(codes.max()) + 1 if len(codes) else 0, -1, dtype=np.int64)
+    np.maximum.at(top, codes, suggested)
+    return top[codes]
+
+
+def _sub_keys(keys: Keys, idx: NDArray[np.int64], n_series: int) -> Keys:
+    """The series names of the sub-batch ``idx`` as the whole batch names them (``series 3``)."""
+    if keys is None:
+        return None if n_series == 1 else (lambda j: int(idx[j]))
+    return (lambda j: keys(int(idx[j]))) if callable(keys) else [keys[int(i)] for i in idx]
+
+
+def _last_once(
     values: ArrayLike, offsets: ArrayLike, timestamps: ArrayLike | None, *, errors: str, keys: Keys,
     params: dict[str, Any],
 ) -> LastBatchResult:
-    """The body of :func:`detect_last_batch`."""
+    """Last-point detection of every series on all its points."""
     vals, offs, outputs, grids, positions = _run("last", values, offsets, timestamps, errors, keys, params)
     k = len(outputs)
     f = {name: np.full(k, np.nan) for name in ("expected", "upper", "lower", "severity")}
@@ -375,6 +460,8 @@ def detect_last_batch(
     offsets: ArrayLike,
     timestamps: ArrayLike | None = None,
     *,
+    window: int | str | None = None,
+    window_groups: ArrayLike | None = None,
     errors: str = "raise",
     keys: Keys = None,
     granularity: str | None | ArrayLike = None,
@@ -389,13 +476,20 @@ def detect_last_batch(
 ) -> LastBatchResult:
     """Last-point detection of many series in one call: the verdict on each series' newest point.
 
-    Every point of a series builds the model (as the original's last detect does). Arguments as
-    in :func:`detect_entire_batch`.
+    Arguments as in :func:`detect_entire_batch`, plus ``window``.
 
     Parameters
     ----------
     values, offsets, timestamps, errors, keys
         As in :func:`detect_entire_batch`.
+    window : None, "suggested" or int
+        The points each newest point is judged against: ``None``, all given points (as the
+        original's last detect); ``"suggested"``, the last ``suggested_window`` points of the series
+        (its verdict on all its points gives that window; an invalid series keeps all its points);
+        an integer, the last ``window`` points. Fewer points than the window: all of them.
+    window_groups : array, optional
+        One label per series: with ``window="suggested"``, series of one group share the largest
+        suggested window among them (e.g. the value columns of one key judged on the same rows).
 
     Examples
     --------

@@ -21,6 +21,30 @@ from .result import BoolArray, FloatArray
 
 P = TypeVar("P", SeriesParams, ChangePointParams)
 
+#: the window of last detection without a period, by granularity (the service's table; others: 28)
+WINDOW_DEFAULT = {
+    "daily": 28,
+    "hourly": 168,
+    "minutely": 1440,
+    "monthly": 12,
+    "weekly": 12,
+    "yearly": 12,
+    "secondly": 1440,
+}
+
+
+def suggested_window(period: int, granularity: str) -> int:
+    """The points last detection should see, every model's answer (the service's rule, recorded).
+
+    ``4 * period + 1`` with a period, else the granularity's default window + 1.
+
+    >>> suggested_window(7, "daily"), suggested_window(0, "daily"), suggested_window(0, "secondly")
+    (29, 29, 1441)
+    """
+    if period > 0:
+        return 4 * period + 1
+    return WINDOW_DEFAULT.get(granularity, 28) + 1
+
 
 @dataclass(frozen=True, eq=False)
 class GridSeries(Generic[P]):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ad_pipeline.engine import _stl_kernel
-from ad_pipeline.engine.stl import stl, stl_batch, stl_statsmodels
+from ad_pipeline.engine.azure import _stl_kernel
+from ad_pipeline.engine.azure.stl import stl, stl_batch, stl_statsmodels
 
 RTOL = 1e-9  # what the port must hold; it is bit-identical in practice
 
@@ -106,7 +106,7 @@ def test_general_kernel_other_settings() -> None:
 @pytest.mark.parametrize("parallel", [False, True])
 def test_batch_equals_single_series(parallel: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Mixed lengths and periods in one batch (setups shared by runs of equal shape)."""
-    import ad_pipeline.engine.stl as stl_mod
+    import ad_pipeline.engine.azure.stl as stl_mod
 
     if parallel:
         monkeypatch.setattr(stl_mod, "PARALLEL_MIN_POINTS", 0)
@@ -124,7 +124,7 @@ def test_batch_equals_single_series(parallel: bool, monkeypatch: pytest.MonkeyPa
 
 
 def test_batch_parallel_path_equals_serial(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ad_pipeline.engine.stl as stl_mod
+    import ad_pipeline.engine.azure.stl as stl_mod
 
     x = np.concatenate([_series(200, 24, s) for s in range(6)])
     offsets = np.arange(0, 1201, 200)
@@ -159,7 +159,7 @@ def test_batch_from_several_threads_at_once(monkeypatch: pytest.MonkeyPatch) -> 
     """Concurrent calls (a threaded server) get the same numbers; one of them runs in parallel."""
     from concurrent.futures import ThreadPoolExecutor
 
-    import ad_pipeline.engine.stl as stl_mod
+    import ad_pipeline.engine.azure.stl as stl_mod
 
     monkeypatch.setattr(stl_mod, "PARALLEL_MIN_POINTS", 0)
     x = np.concatenate([_series(300, 24, s) for s in range(8)])

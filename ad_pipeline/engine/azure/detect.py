@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import AnomalyDetectorError
-from ..model import EntireOutput, GridSeries, LastOutput
+from ..model import EntireOutput, GridSeries, LastOutput, suggested_window
 from .difference import difference_order, integrate, remaining_ratio
 from .dynamic import dynamic_detect
 from .impute import fill, fills
@@ -23,16 +23,6 @@ from .seasonal import Components, decompose_many, seasonal_detect
 from .spline import guess_period, spline_trend
 from .sr import sr_detect
 from .util import EPS, FloatArray, ffill
-
-WINDOW_DEFAULT = {
-    "daily": 28,
-    "hourly": 168,
-    "minutely": 1440,
-    "monthly": 12,
-    "weekly": 12,
-    "yearly": 12,
-    "secondly": 1440,
-}
 
 
 @dataclass
@@ -214,13 +204,6 @@ def _entire_output(prep: Prepared, det: Detection) -> EntireOutput:
     )
 
 
-def suggested_window(period: int, granularity: str) -> int:
-    """``4 * period + 1``, or the granularity's default window + 1 without a period."""
-    if period > 0:
-        return 4 * period + 1
-    return WINDOW_DEFAULT.get(granularity, 28) + 1
-
-
 def _last_output(prep: Prepared, det: Detection) -> LastOutput:
     mg = det.margins
     e = float(det.expected[-1])
@@ -262,19 +245,3 @@ def detect_many(
         except AnomalyDetectorError as exc:
             outs[i] = exc
     return outs  # type: ignore[return-value]
-
-
-def entire_one(gs: GridSeries) -> EntireOutput:
-    """Entire detection of one grid series."""
-    out = detect_many([gs], last=False)[0]
-    if isinstance(out, AnomalyDetectorError):
-        raise out
-    return out  # type: ignore[return-value]
-
-
-def last_one(gs: GridSeries) -> LastOutput:
-    """The verdict on the last grid point of one series."""
-    out = detect_many([gs], last=True)[0]
-    if isinstance(out, AnomalyDetectorError):
-        raise out
-    return out  # type: ignore[return-value]

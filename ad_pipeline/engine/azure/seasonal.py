@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..arrays import interp_nan
-from ..stl import stl_batch
 from .esd import esd, flags_from, max_outliers, z_test
+from .stl import stl_batch
 from .util import EPS, BoolArray, FloatArray, ffill, normalise
 
 Components = tuple[FloatArray, FloatArray]  # trend, seasonal

@@ -19,7 +19,7 @@ The speed comes from doing less work around those operations, not from changing 
 - a periodic seasonal window (as Azure's) smooths each cycle-subseries from its two end fits.
 
 :func:`stl_batch_kernel` decomposes many series (flat values + offsets) in parallel, with the
-window settings of Azure's decomposition derived per series (see :mod:`ad_pipeline.engine.stl`).
+window settings of Azure's decomposition derived per series (see :mod:`ad_pipeline.engine.azure.stl`).
 """
 from __future__ import annotations
 
