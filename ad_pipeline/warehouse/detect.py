@@ -118,30 +118,12 @@ def _detect_last_chunk(
     detected_at: dt.datetime,
     summary: ScanSummary,
 ) -> pa.Table:
-    """The newest point of each series, judged from its last ``window`` points.
-
-    With ``window="suggested"`` a first batch call over the whole history yields each series'
-    ``suggested_window`` (the longest among several value columns) and a second batch call judges
-    the newest point from that many points.
-    """
+    """The newest point of each series, judged from its last ``window`` points (``"suggested"``: its
+    ``suggested_window``, the longest among several value columns) in ONE engine call."""
     nk, nv = len(spec.keys), len(spec.values)
-    lens = np.diff(offs)
     pre = {v: (f"{v}_" if nv > 1 else "") for v in spec.values}
-    if spec.last_window == "suggested":
-        _, first = run_last(_frame(spec, ts, values, offs, key_of_row), errors="coerce", **spec.params)
-        by_name = {c.name: c.values for c in first}
-        win = np.max([by_name[pre[v] + "suggested_window"] for v in spec.values], axis=0)
-        win = np.where(win > 0, win, lens)
-    else:
-        win = np.full(len(lens), int(spec.last_window))
-    keep_len = np.minimum(lens, win)
-    pos = np.arange(len(ts)) - np.repeat(offs[:-1], lens)
-    rows_kept = np.flatnonzero(pos >= np.repeat(lens - keep_len, lens))
-    new_offs = np.concatenate([[0], np.cumsum(keep_len)]).astype(np.int64)
-    data = _frame(spec, ts[rows_kept], {v: a[rows_kept] for v, a in values.items()}, new_offs,
-                  lambda r: key_of_row(rows_kept[r]))
-    last_rows, cols = run_last(data, errors="coerce", **spec.params)
-    newest = rows_kept[last_rows]  # rows of the chunk
+    data = _frame(spec, ts, values, offs, key_of_row)
+    newest, cols = run_last(data, errors="coerce", window=spec.last_window, **spec.params)  # rows of the chunk
     in_window = np.ones(len(newest), dtype=bool)
     if bounds.write_start64 is not None:
         in_window = ts[newest] >= bounds.write_start64
