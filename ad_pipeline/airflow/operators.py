@@ -388,8 +388,8 @@ class LastPointAnomalyOperator(AnomalyDetectionOperator):
         """Real-time monitoring: is the newest point of each key anomalous.
 
     Each key's newest point before the window end is judged from its last ``window`` points
-    (``"suggested"``: the engine's ``suggested_window``, found by a first batch call over the
-    ``lookback`` history). Keys whose newest point is older than the window start are stale and
+    (``"suggested"``: the engine's ``suggested_window`` over the ``lookback`` history, see
+    ``detect_last_batch(window=...)``). Keys whose newest point is older than the window start are stale and
     not judged. One result row per key (``suggested_window`` added). ``on_anomaly``: ``"continue"``
     (succeed), ``"fail"`` (fail without retry) or ``"skip"`` (mark the task skipped) once results are
     written; the anomalous keys go to XCom (``anomalous_keys``).
