@@ -29,7 +29,14 @@ from typing import Any, TypeVar
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowSkipException
 
-from ..engine.params import PARAMS, _check_signature, check_change_point_params, check_params, params_for
+from ..engine.params import (
+    PARAMS,
+    _check_signature,
+    check_change_point_params,
+    check_params,
+    params_for,
+    with_param_docs,
+)
 from ..errors import AnomalyDetectorError, BadArgument
 from ..warehouse.backends import Backend, backend_for
 from ..warehouse.scan import run_scan
@@ -355,12 +362,11 @@ class AnomalyDetectionOperator(_ScanOperator):
     __doc__ = (
         """Entire-series anomaly detection of every series in the window, written to a table or back.
 
-    Engine parameters (``granularity, custom_interval, period, max_anomaly_ratio, sensitivity,
-    impute_mode, impute_fixed_value, boundary_version, method``) are keyword arguments with the
-    engine's defaults. Returns (XCom) ``{"series", "points", "anomalies", "invalid_series",
-    "errors": [{"key", "code", "message"}], ...}``.
+    The engine parameters (listed below) are keyword arguments with the engine's defaults. Returns
+    (XCom) ``{"series", "points", "anomalies", "invalid_series", "errors": [{"key", "code", "message"}],
+    ...}``.
     """
-        + _DETECT_DOC
+        + with_param_docs(_DETECT_DOC, params_for("entire"))
     )
 
     kind = "entire"
@@ -394,7 +400,7 @@ class LastPointAnomalyOperator(AnomalyDetectionOperator):
     (succeed), ``"fail"`` (fail without retry) or ``"skip"`` (mark the task skipped) once results are
     written; the anomalous keys go to XCom (``anomalous_keys``).
     """
-        + _DETECT_DOC
+        + with_param_docs(_DETECT_DOC, params_for("last"))
     )
 
     kind = "last"
@@ -429,9 +435,9 @@ class ChangePointOperator(_ScanOperator):
     __doc__ = (
         """Change-point detection of every series in the window: ``is_change_point``, ``change_point_confidence``.
 
-    Engine parameters: ``granularity, custom_interval, period, stable_trend_window, threshold``.
+    The engine parameters (listed below) are keyword arguments with the engine's defaults.
     """
-        + _DETECT_DOC
+        + with_param_docs(_DETECT_DOC, params_for("change_points"))
     )
 
     kind = "change_points"
