@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 import ad_pipeline as ad
-from ad_pipeline.engine.azure.request import parse_request
+from ad_pipeline.rest.request import parse_request
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "golden"
 if not GOLDEN_DIR.is_dir():  # running from a checkout elsewhere

@@ -81,7 +81,7 @@ def local_server(key: str) -> Iterator[str]:
     """An in-process uvicorn server on a free loopback port."""
     import uvicorn
 
-    from ad_pipeline.server import create_app
+    from ad_pipeline.rest import create_app
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

@@ -197,13 +197,13 @@ def _scan_command(kind: str, help: str) -> Command:
 
 
 def _serve_add(p: argparse.ArgumentParser) -> None:
-    from ..server import build_parser as serve_parser
+    from ..rest.server import build_parser as serve_parser
 
     serve_parser(p)
 
 
 def _serve_run(args: argparse.Namespace) -> int:
-    from ..server import serve
+    from ..rest.server import serve
 
     return serve(args)
 

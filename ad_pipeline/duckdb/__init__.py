@@ -16,8 +16,8 @@ every new connection; :func:`connect` opens and registers in one step):
 - table macros ``anomaly_detect``, ``anomaly_detect_last`` and ``anomaly_change_points`` over a
   table, view or file (``'metrics'``, ``'data/*.parquet'``), see ``docs/duckdb.md``.
 
-Every parameter left NULL means the engine's default (sensitivity 99, max_anomaly_ratio 0.25,
-impute_mode auto, boundary_version V1, method azure; period and granularity detected). An engine
+The parameters are those of :mod:`ad_pipeline.engine.params`' table, by name (``sensitivity := 95``);
+one left NULL means the engine's default (period and granularity detected). An engine
 refusal aborts the query with its code in the error text, e.g. ``InvalidModelArgument: The
 'sensitivity' field must be a number between 0 and 100, got 120.``; with ``errors := 'coerce'``
 an invalid series gets NULL results and ``anomaly_error_code`` / ``anomaly_error`` instead.

@@ -14,14 +14,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..engine.batch import detect_change_points_batch, detect_entire_batch, detect_last_batch
-from ..engine.layout import CHANGE_POINT_COLUMNS, ENTIRE_COLUMNS, ERROR_COLUMNS, LAST_COLUMNS
+from ..engine.result import columns_for
 from .common import require_pyarrow
 
 __all__ = ["entire_to_arrow", "last_to_arrow", "change_points_to_arrow", "detect_arrow", "KINDS"]
 
-ENTIRE_NAMES = [*ENTIRE_COLUMNS, *ERROR_COLUMNS]
-LAST_NAMES = [*LAST_COLUMNS, *ERROR_COLUMNS]
-CHANGE_POINT_NAMES = [*CHANGE_POINT_COLUMNS, *ERROR_COLUMNS]
+#: the struct fields of each job: its result columns, then the error columns
+FIELDS: dict[str, list[str]] = {
+    job: [c.name for c in columns_for(job, errors=True)] for job in ("entire", "last", "change_points")
+}
 
 
 def _float(pa: Any, x: NDArray[np.float64], null: NDArray[np.bool_] | None = None) -> Any:
@@ -70,24 +71,24 @@ def entire_to_arrow(res: Any) -> Any:
     pa = require_pyarrow()
     lengths = np.diff(res.offsets)
     invalid = np.repeat(~res.valid, lengths) if not res.valid.all() else None
-    return _struct(pa, res, ENTIRE_COLUMNS, ENTIRE_NAMES, ("period",), invalid, lengths)
+    return _struct(pa, res, "entire", invalid, lengths)
 
 
-def _struct(
-    pa: Any, res: Any, columns: dict[str, str], names: Any, ints: tuple[str, ...], invalid: Any, lengths: Any
-) -> Any:
-    """Result arrays as one Arrow struct array; per-series ``ints`` repeated over ``lengths`` when given."""
+def _struct(pa: Any, res: Any, job: str, invalid: Any, lengths: Any) -> Any:
+    """Result arrays as one Arrow struct array; per-series columns repeated over ``lengths`` when given."""
     arrays = []
-    for name, attr in columns.items():
-        x = getattr(res, attr)
-        if name in ints:
-            arrays.append(_int(pa, x if lengths is None else np.repeat(x, lengths)))
-        elif x.dtype == bool:
+    for c in columns_for(job):
+        x = getattr(res, c.attribute_for(job))
+        if c.per_series and lengths is not None:
+            x = np.repeat(x, lengths)
+        if c.kind == "int":
+            arrays.append(_int(pa, x))
+        elif c.kind == "bool":
             arrays.append(_bool(pa, x, invalid))
         else:
             arrays.append(_float(pa, x))
     arrays += _error_arrays(pa, res, lengths)
-    return pa.StructArray.from_arrays(arrays, names=names)
+    return pa.StructArray.from_arrays(arrays, names=FIELDS[job])
 
 
 def last_to_arrow(res: Any) -> Any:
@@ -102,7 +103,7 @@ def last_to_arrow(res: Any) -> Any:
     """
     pa = require_pyarrow()
     invalid = ~res.valid if not res.valid.all() else None
-    return _struct(pa, res, LAST_COLUMNS, LAST_NAMES, ("period", "suggested_window"), invalid, None)
+    return _struct(pa, res, "last", invalid, None)
 
 
 def change_points_to_arrow(res: Any) -> Any:
@@ -119,12 +120,7 @@ def change_points_to_arrow(res: Any) -> Any:
     pa = require_pyarrow()
     lengths = np.diff(res.offsets)
     invalid = np.repeat(~res.valid, lengths) if not res.valid.all() else None
-    arrays = [
-        _bool(pa, res.is_change_point, invalid),
-        _float(pa, res.confidence_scores),
-        *_error_arrays(pa, res, lengths),
-    ]
-    return pa.StructArray.from_arrays(arrays, names=CHANGE_POINT_NAMES)
+    return _struct(pa, res, "change_points", invalid, lengths)
 
 
 # kind -> (engine batch function, batch result -> Arrow struct array, one result per point?)

@@ -21,7 +21,7 @@ from ..engine.params import params_for
 from ..engine.result import column_kinds
 from ..errors import AnomalyDetectorError, BadArgument, error_from_code
 from .common import require_pyarrow
-from .results import CHANGE_POINT_NAMES, ENTIRE_NAMES, KINDS, LAST_NAMES, detect_arrow
+from .results import FIELDS, KINDS, detect_arrow
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
@@ -214,9 +214,9 @@ def _udf(kind: str) -> Callable[..., Any]:
 
 # (udf name, job, return type)
 _UDFS: tuple[tuple[str, str, str], ...] = (
-    ("__ad_detect_entire", "entire", _struct_sql(ENTIRE_NAMES) + "[]"),
-    ("__ad_detect_last", "last", _struct_sql(LAST_NAMES)),
-    ("__ad_change_points", "change_points", _struct_sql(CHANGE_POINT_NAMES) + "[]"),
+    ("__ad_detect_entire", "entire", _struct_sql(FIELDS["entire"]) + "[]"),
+    ("__ad_detect_last", "last", _struct_sql(FIELDS["last"])),
+    ("__ad_change_points", "change_points", _struct_sql(FIELDS["change_points"]) + "[]"),
 )
 
 

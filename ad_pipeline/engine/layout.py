@@ -38,18 +38,9 @@ from .batch import (
     detect_entire_batch,
     detect_last_batch,
 )
-from .result import ERROR_COLUMNS as ERROR_TABLE
-from .result import column_attributes, column_kinds
+from .result import ERROR_COLUMNS, ResultColumn, columns_for
 
-# result column -> attribute of the job's batch result (from engine/result.py's column table)
-ENTIRE_COLUMNS: dict[str, str] = column_attributes("entire")
-LAST_COLUMNS: dict[str, str] = column_attributes("last")
-CHANGE_POINT_COLUMNS: dict[str, str] = column_attributes("change_points")
-ERROR_COLUMNS = tuple(c.name for c in ERROR_TABLE)
 ERRORS = ("raise", "coerce")
-
-# numpy dtype of every result column (so a lazy plan can declare its output schema up front)
-COLUMN_KINDS: dict[str, str] = dict(column_kinds())
 
 
 def check_errors(errors: str) -> None:
@@ -284,26 +275,24 @@ def check_params(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, 
     return params
 
 
-def _flat_columns(
-    data: FrameData, layout: Layout, res: Any, mapping: dict[str, str], errors: str
-) -> list[Column]:
-    """Result columns in input row order from a flat batch result (entire / change points)."""
+def _attribute(c: ResultColumn, job: str) -> str:
+    """The attribute of ``job``'s batch result holding column ``c`` (the error columns: the same in every job)."""
+    return c.attribute if c in ERROR_COLUMNS else c.attribute_for(job)
+
+
+def _flat_columns(data: FrameData, layout: Layout, res: Any, job: str, errors: str) -> list[Column]:
+    """Result columns (engine/result.py's table) in input row order from a flat batch result (entire / change points)."""
     cols = list(data.values)
     n, k = layout.n_rows, layout.n_series
     out: list[Column] = []
     for j, vcol in enumerate(cols):
         series = slice(j * k, (j + 1) * k)
         rows = slice(j * n, (j + 1) * n)
-        invalid = None
-        if errors == "coerce":
-            invalid = layout.per_row(~res.valid[series])
-        for name, attr in mapping.items():
-            arr = getattr(res, attr)
-            arr = layout.per_row(arr[series]) if name == "period" else layout.scatter(arr[rows])
-            out.append(Column(column_name(vcol, name, data.prefixed), arr, invalid))
-        if errors == "coerce":
-            out.append(Column(column_name(vcol, "anomaly_error_code", data.prefixed), layout.per_row(res.error_code[series]), invalid))
-            out.append(Column(column_name(vcol, "anomaly_error", data.prefixed), layout.per_row(res.error_message[series]), invalid))
+        invalid = layout.per_row(~res.valid[series]) if errors == "coerce" else None
+        for c in columns_for(job, errors=errors == "coerce"):
+            arr = getattr(res, _attribute(c, job))
+            arr = layout.per_row(arr[series]) if c.per_series else layout.scatter(arr[rows])
+            out.append(Column(column_name(vcol, c.name, data.prefixed), arr, invalid))
     return out
 
 
@@ -325,7 +314,7 @@ def run_detect(data: FrameData, *, errors: str = "raise", **params: Any) -> list
     layout = data.get_layout()
     values, offsets, ts, keys = _batch_input(data, layout)
     res = detect_entire_batch(values, offsets, ts, errors=errors, keys=keys, **check_params(params, DETECT_DEFAULTS))
-    return _flat_columns(data, layout, res, ENTIRE_COLUMNS, errors)
+    return _flat_columns(data, layout, res, "entire", errors)
 
 
 def run_change_points(data: FrameData, *, errors: str = "raise", **params: Any) -> list[Column]:
@@ -334,7 +323,7 @@ def run_change_points(data: FrameData, *, errors: str = "raise", **params: Any) 
     layout = data.get_layout()
     values, offsets, ts, keys = _batch_input(data, layout)
     res = detect_change_points_batch(values, offsets, ts, errors=errors, keys=keys, **check_params(params, CHANGE_POINT_DEFAULTS))
-    return _flat_columns(data, layout, res, CHANGE_POINT_COLUMNS, errors)
+    return _flat_columns(data, layout, res, "change_points", errors)
 
 
 def run_last(
@@ -357,9 +346,6 @@ def run_last(
     for j, vcol in enumerate(data.values):
         series = slice(j * k, (j + 1) * k)
         invalid = ~res.valid[series] if errors == "coerce" else None
-        for name, attr in LAST_COLUMNS.items():
-            out.append(Column(column_name(vcol, name, data.prefixed), getattr(res, attr)[series], invalid))
-        if errors == "coerce":
-            out.append(Column(column_name(vcol, "anomaly_error_code", data.prefixed), res.error_code[series], invalid))
-            out.append(Column(column_name(vcol, "anomaly_error", data.prefixed), res.error_message[series], invalid))
+        for c in columns_for("last", errors=errors == "coerce"):
+            out.append(Column(column_name(vcol, c.name, data.prefixed), getattr(res, _attribute(c, "last"))[series], invalid))
     return layout.last_rows, out

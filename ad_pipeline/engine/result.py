@@ -26,7 +26,7 @@ class ResultColumn:
 
     ``name`` is the column of a frame, a SQL struct or a warehouse table. ``attribute`` is the
     attribute of the entire and change-point results (arrays per point, plural as Azure's body);
-    a last-point result names it ``name`` (one value per series). ``kind`` is the value type
+    a last-point result names it ``name`` (one value per series) unless ``last_attribute`` says otherwise. ``kind`` is the value type
     (``bool``, ``float``, ``int``, ``str``; adapters map it to their own types). ``azure`` says
     whether Azure's response body carries it: its JSON name is the camelCase of the job's
     attribute (:meth:`azure_name`). ``per_series`` marks one value per series in every job.
@@ -38,10 +38,13 @@ class ResultColumn:
     jobs: frozenset[str]
     azure: bool = True
     per_series: bool = False
+    last_attribute: str | None = None
 
     def attribute_for(self, job: str) -> str:
         """The attribute of ``job``'s batch result that holds this column."""
-        return self.name if job == "last" else self.attribute
+        if job == "last":
+            return self.last_attribute or self.name
+        return self.attribute
 
     def azure_name(self, job: str) -> str | None:
         """The field of Azure's response body of ``job`` (None if Azure has none).
@@ -74,9 +77,9 @@ RESULT_COLUMNS: tuple[ResultColumn, ...] = (
 #: with ``errors="coerce"``, the error of an invalid series (``error_code`` / ``error_message`` of a batch result)
 ERROR_COLUMNS: tuple[ResultColumn, ...] = (
     ResultColumn("anomaly_error_code", "error_code", "str", frozenset({"entire", "last", "change_points"}),
-                 azure=False, per_series=True),
+                 azure=False, per_series=True, last_attribute="error_code"),
     ResultColumn("anomaly_error", "error_message", "str", frozenset({"entire", "last", "change_points"}),
-                 azure=False, per_series=True),
+                 azure=False, per_series=True, last_attribute="error_message"),
 )  # fmt: skip
 COLUMN_BY_NAME: dict[str, ResultColumn] = {c.name: c for c in (*RESULT_COLUMNS, *ERROR_COLUMNS)}
 

@@ -22,11 +22,6 @@ from numpy.typing import NDArray
 from ..engine.batch import CHANGE_POINT_DEFAULTS, DETECT_DEFAULTS
 from ..engine.granularity import CALENDAR
 from ..engine.layout import (
-    CHANGE_POINT_COLUMNS,
-    COLUMN_KINDS,
-    ENTIRE_COLUMNS,
-    ERROR_COLUMNS,
-    LAST_COLUMNS,
     Column,
     FrameData,
     check_errors,
@@ -37,6 +32,8 @@ from ..engine.layout import (
     run_detect,
     run_last,
 )
+from ..engine.params import forwards
+from ..engine.result import columns_for
 from ..errors import BadArgument
 
 # --------------------------------------------------------------------------- column naming
@@ -131,12 +128,15 @@ class Request:
     def keys(self) -> list[str]:
         return key_columns(self.by)
 
+    @property
+    def job(self) -> str:
+        """The engine job ("entire", "last", "change_points"), as engine/result.py names it."""
+        return "entire" if self.kind == "detect" else self.kind
+
     def result_kinds(self) -> dict[str, str]:
         """Output column name -> kind ("bool", "float", "int", "str") of the added result columns."""
-        base = list({"detect": ENTIRE_COLUMNS, "last": LAST_COLUMNS, "change_points": CHANGE_POINT_COLUMNS}[self.kind])
-        if self.errors == "coerce":
-            base += ERROR_COLUMNS
-        return {column_name(v, n, self.prefixed): COLUMN_KINDS[n] for v in self.values for n in base}
+        table = columns_for(self.job, errors=self.errors == "coerce")
+        return {column_name(v, c.name, self.prefixed): c.kind for v in self.values for c in table}
 
     def check(self, columns: Sequence[str]) -> None:
         """Refuse unknown arguments and missing columns before reading anything."""
@@ -156,6 +156,26 @@ def run(req: Request, data: FrameData) -> tuple[NDArray[np.int64] | None, list[C
     if req.kind == "change_points":
         return None, run_change_points(data, errors=req.errors, **req.params)
     return run_last(data, errors=req.errors, **req.params)
+
+
+# the bodies of the accessor methods below (@forwards binds a call to the method's signature and
+# hands over the engine parameters as ``params``, the dict of engine/params.py's table)
+
+
+def _detect(self: AnomalyMethods, value: Any, timestamp: Any, by: Any, *, errors: str, params: dict[str, Any]) -> Any:
+    return self._apply(Request("detect", value, timestamp, by, errors, params))
+
+
+def _detect_last(
+    self: AnomalyMethods, value: Any, timestamp: Any, by: Any, *, errors: str, params: dict[str, Any]
+) -> Any:
+    return self._apply(Request("last", value, timestamp, by, errors, params))
+
+
+def _change_points(
+    self: AnomalyMethods, value: Any, timestamp: Any, by: Any, *, errors: str, params: dict[str, Any]
+) -> Any:
+    return self._apply(Request("change_points", value, timestamp, by, errors, params))
 
 
 class AnomalyMethods:
@@ -232,6 +252,7 @@ class AnomalyMethods:
         rows, columns = run(req, data)
         return self._write(req, rows, columns)
 
+    @forwards("entire", _detect)
     def detect(
         self,
         value: str | Sequence[str] = "value",
@@ -251,10 +272,11 @@ class AnomalyMethods:
     ) -> Any:
         """Entire-series detection of every series (one per ``by`` key): the rows plus result columns.
 
-        Returns the input rows in their order, with their other columns, plus ``is_anomaly,
-        is_positive_anomaly, is_negative_anomaly, expected_value, lower_boundary, upper_boundary,
-        lower_margin, upper_margin, severity, period`` (prefixed ``<column>_`` when ``value`` is a
-        list). The rows need not be sorted. All series go to the engine in one batch call.
+        Returns the input rows in their order, with their other columns, plus the result columns
+        ``is_anomaly``, ``is_positive_anomaly``, ``is_negative_anomaly``, ``expected_value``,
+        ``lower_boundary``, ``upper_boundary``, ``lower_margin``, ``upper_margin``, ``severity``,
+        ``period`` (prefixed ``<column>_`` when ``value`` is a list). The rows need not be sorted.
+        All series go to the engine in one batch call.
 
         Parameters
         ----------
@@ -264,9 +286,6 @@ class AnomalyMethods:
             The datetime column; ``None`` treats rows (per key, in input order) as a regular grid.
         by : str or list of str, optional
             Key column(s): one series per key; ``None``: the whole frame is one series.
-        granularity, custom_interval, period, sensitivity, max_anomaly_ratio, impute_mode, impute_fixed_value, boundary_version, method
-            The engine's parameters with its defaults (see :func:`ad_pipeline.detect_entire`);
-            ``granularity=None`` infers it per series from its timestamps.
         errors : {"raise", "coerce"}
             ``"raise"``: the first invalid series raises (its key in the message); ``"coerce"``:
             invalid series get null results and ``anomaly_error_code`` / ``anomaly_error``.
@@ -282,9 +301,9 @@ class AnomalyMethods:
         >>> out.index[out["is_anomaly"]].tolist()
         [9]
         """
-        params = {k: v for k, v in locals().items() if k in DETECT_DEFAULTS}  # the engine parameters
-        return self._apply(Request("detect", value, timestamp, by, errors, params))
+        raise NotImplementedError("@forwards calls _detect")
 
+    @forwards("last", _detect_last)
     def detect_last(
         self,
         value: str | Sequence[str] = "value",
@@ -304,9 +323,8 @@ class AnomalyMethods:
     ) -> Any:
         """Last-point detection: one row per series, sorted by key.
 
-        Each row holds the key columns, the newest timestamp and value(s) of the series and
-        ``is_anomaly, is_positive_anomaly, is_negative_anomaly, expected_value, lower_boundary,
-        upper_boundary, lower_margin, upper_margin, severity, period, suggested_window``.
+        Each row holds the key columns, the newest timestamp and value(s) of the series and the
+        result columns of :meth:`detect` (``is_anomaly`` ... ``period``) plus ``suggested_window``.
         Arguments as in :meth:`detect`.
 
         Examples
@@ -318,9 +336,9 @@ class AnomalyMethods:
         >>> df.anomaly.detect_last(by="key")[["key", "value", "is_anomaly"]].to_dict("records")
         [{'key': 'a', 'value': 40.0, 'is_anomaly': True}]
         """
-        params = {k: v for k, v in locals().items() if k in DETECT_DEFAULTS}  # the engine parameters
-        return self._apply(Request("last", value, timestamp, by, errors, params))
+        raise NotImplementedError("@forwards calls _detect_last")
 
+    @forwards("change_points", _change_points)
     def change_points(
         self,
         value: str | Sequence[str] = "value",
@@ -348,8 +366,7 @@ class AnomalyMethods:
         >>> out.columns.tolist()
         ['value', 'is_change_point', 'change_point_confidence']
         """
-        params = {k: v for k, v in locals().items() if k in CHANGE_POINT_DEFAULTS}  # the engine parameters
-        return self._apply(Request("change_points", value, timestamp, by, errors, params))
+        raise NotImplementedError("@forwards calls _change_points")
 
     def plot(
         self,
@@ -395,7 +412,8 @@ class AnomalyMethods:
         results = {c.name: c.values for c in cols}
         if change_points:
             cp = run_change_points(data, errors="coerce")
-            results.update({c.name: c.values for c in cp if c.name in CHANGE_POINT_COLUMNS})
+            wanted = {c.name for c in columns_for("change_points")}  # not the error columns of the detect run
+            results.update({c.name: c.values for c in cp if c.name in wanted})
         return plot_series(make_panels(data, results, value), path=path, title=title)
 
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ad_pipeline  # noqa: F401
-from ad_pipeline.engine.layout import ENTIRE_COLUMNS
+from ad_pipeline.engine.result import column_attributes
 
 
 @st.composite
@@ -55,7 +55,7 @@ def test_random_frames_keep_rows_and_agree(data, as_list) -> None:  # type: igno
     assert out_pd["row"].tolist() == out_pl["row"].to_list() == out_lazy["row"].to_list() == list(range(n))
     prefix = [f"{v}_" for v in values] if isinstance(value, list) else [""]
     for p in prefix:
-        for c in ENTIRE_COLUMNS:
+        for c in column_attributes("entire"):
             a = out_pd[p + c].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
             b = out_pl[p + c].cast(pl.Float64).fill_null(np.nan).to_numpy()
             np.testing.assert_array_equal(a, b, err_msg=p + c)

@@ -14,9 +14,13 @@ import polars as pl
 import pytest
 
 import ad_pipeline as ad
-from ad_pipeline.engine.layout import CHANGE_POINT_COLUMNS, ENTIRE_COLUMNS, LAST_COLUMNS
+from ad_pipeline.engine.result import column_attributes
 
 from .frames_data import long_columns
+
+ENTIRE_COLUMNS = column_attributes("entire")
+LAST_COLUMNS = column_attributes("last")
+CHANGE_POINT_COLUMNS = column_attributes("change_points")
 
 
 def _as_float(a: Any) -> np.ndarray:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 
 import ad_pipeline as ad
-from ad_pipeline.engine.azure.request import parse_request
 from ad_pipeline.errors import BadArgument, InvalidGranularity, InvalidImputeMode, InvalidModelArgument
+from ad_pipeline.rest.request import parse_request
 
 
 def _body(**fields: object) -> dict:
@@ -15,7 +17,7 @@ def _body(**fields: object) -> dict:
     return {"series": series, **fields}
 
 
-def test_fields_map_to_snake_case_and_sensitivity_defaults_to_99() -> None:
+def test_fields_map_to_snake_case_and_omitted_ones_take_the_service_defaults() -> None:
     values, ts, kw = parse_request(
         _body(granularity="daily", customInterval=1, maxAnomalyRatio=0.1, period=7)
     )
@@ -25,8 +27,10 @@ def test_fields_map_to_snake_case_and_sensitivity_defaults_to_99() -> None:
         "custom_interval": 1,
         "max_anomaly_ratio": 0.1,
         "period": 7,
-        "sensitivity": 99,
     }
+    # an omitted field takes the engine's default, which is the service's (sensitivity 99, ...)
+    assert inspect.signature(ad.detect_entire).parameters["sensitivity"].default == 99
+    assert ad.detect_entire(values, ts, **kw).to_dict() == ad.detect_entire(values, ts, sensitivity=99, **kw).to_dict()
 
 
 @pytest.mark.parametrize(
@@ -78,15 +82,15 @@ def test_bad_values_raise_the_engines_errors(fields: dict, error: type) -> None:
 
 
 def test_null_fields_count_as_omitted() -> None:
-    from ad_pipeline.engine.azure.request import parse_request
+    from ad_pipeline.rest.request import parse_request
 
     body = {"series": [{"timestamp": f"2024-01-{d:02d}T00:00:00Z", "value": d} for d in range(1, 13)]}
     _, _, kw = parse_request(body | {"sensitivity": None, "period": None, "granularity": "daily"})
-    assert kw == {"granularity": "daily", "sensitivity": 99}
+    assert kw == {"granularity": "daily"}
 
 
 def test_change_point_requests_take_their_own_fields() -> None:
-    from ad_pipeline.engine.azure.request import parse_request
+    from ad_pipeline.rest.request import parse_request
 
     body = {
         "series": [{"timestamp": f"2024-01-{d:02d}T00:00:00Z", "value": d} for d in range(1, 13)],

@@ -48,8 +48,8 @@ def test_strict_mode_judges_expected_values_and_margins() -> None:
 
 def test_random_requests_are_answered_or_refused_with_a_code(tmp_path: Path) -> None:
     import ad_pipeline as ad
-    from ad_pipeline.engine.azure.request import parse_request
     from ad_pipeline.errors import AnomalyDetectorError
+    from ad_pipeline.rest.request import parse_request
     from benchmarks.random_requests import main
 
     assert main([str(tmp_path), "--count", "40", "--seed", "5", "--max-points", "150"]) == 0

@@ -158,20 +158,9 @@ def _outside_engine(imports: list[tuple[int, str]]) -> list[str]:
     ]
 
 
-# engine/tabular.py imports the DataFrame adapter (.._tabular_frames) and ad_pipeline/__init__ (for
-# __version__); issue 16 part B moves it to engine/tabular/ without them. The coordinator drops this
-# mark after merging B.
-_KNOWN_UPWARD = {"tabular.py"}
-
-
 @pytest.mark.parametrize(
     "path",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(reason="engine/tabular.py imports upward (issue 16 B)", strict=False))
-        if str(p.relative_to(ENGINE)) in _KNOWN_UPWARD
-        else p
-        for p in ENGINE_FILES
-    ],
+    ENGINE_FILES,
     ids=lambda p: str(p.relative_to(ENGINE)),
 )
 def test_engine_imports_nothing_above_it_but_errors(path: Path) -> None:
@@ -243,10 +232,6 @@ def test_circle_finder_finds_circles() -> None:
     assert _circles({"a": {"b"}, "b": set()}) == []
 
 
-# Issue 16: engine/tabular.py <-> _tabular_frames.py (via ad_pipeline/__init__) and duckdb.py <->
-# _tabular_duckdb.py are still on this branch; part B removes them. The coordinator makes this strict
-# (drops the mark) after merging B.
-@pytest.mark.xfail(reason="the two circles issue 16 part B removes", strict=False)
 def test_no_import_circle_among_ad_pipeline_modules() -> None:
     circles = _circles(_import_graph())
     assert circles == [], f"import circles (function-level imports included): {circles}"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import ad_pipeline as ad
-from ad_pipeline.engine.azure.request import parse_request
+from ad_pipeline.rest.request import parse_request
 
 SEEDS = Path("/work/shared/seeds")
 if not SEEDS.is_dir():  # a checkout elsewhere: the seeds sit beside the repository

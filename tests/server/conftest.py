@@ -11,7 +11,7 @@ pytest.importorskip("uvicorn")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from ad_pipeline.server import KEYS_ENV, create_app  # noqa: E402
+from ad_pipeline.rest import KEYS_ENV, create_app  # noqa: E402
 
 from .server_support import KEY, OTHER_KEY, start_server, stop_server  # noqa: E402
 

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from ad_pipeline.server import KEY_HEADER
+from ad_pipeline.rest import KEY_HEADER
 
 KEY = "test-key-0123456789"
 OTHER_KEY = "second-key"

@@ -8,7 +8,7 @@ import sys
 
 import requests
 
-from ad_pipeline.server import KEY_HEADER, KEYS_ENV, build_parser
+from ad_pipeline.rest import KEY_HEADER, KEYS_ENV, build_parser
 
 from .server_support import azure_example_request, start_server, stop_server
 
@@ -75,7 +75,7 @@ def test_unreadable_keys_file_is_a_clear_error(tmp_path):
 
 
 def test_server_module_runs_the_same_command():
-    r = subprocess.run([sys.executable, "-m", "ad_pipeline.server", "--help"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-m", "ad_pipeline.rest", "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "--no-auth" in r.stdout and "--max-points" in r.stdout
 
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 import ad_pipeline as ad
-from ad_pipeline.engine.azure.request import parse_request
+from ad_pipeline.rest.request import parse_request
 
 from .server_support import GOLDEN, HEADERS
 

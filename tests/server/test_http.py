@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 import ad_pipeline as ad
-from ad_pipeline.engine.azure.request import parse_request
-from ad_pipeline.server import KEY_HEADER, create_app, load_keys
+from ad_pipeline.rest import KEY_HEADER, create_app, load_keys
+from ad_pipeline.rest.request import parse_request
 
 from .server_support import HEADERS, KEY, OTHER_KEY, azure_example_request
 

@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-from ad_pipeline.server import create_app  # noqa: E402
+from ad_pipeline.rest import create_app  # noqa: E402
 
 from .server_support import HEADERS, KEY  # noqa: E402
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 import ad_pipeline as ad
-from ad_pipeline.engine.azure.request import parse_request
-from ad_pipeline.server import preview_body
+from ad_pipeline.rest import preview_body
+from ad_pipeline.rest.request import parse_request
 
 from .server_support import KEY, azure_example_request
 

@@ -4,7 +4,8 @@ Anomaly Detector's univariate model, written from ``AZURE_API.md`` and ``AZURE_A
 Files, one idea each: ``period`` (period detection), ``impute`` (fill modes), ``seasonal``
 (STL path), ``esd`` (ESD, Z test, merge), ``sr`` (Spectral Residual), ``spline`` and ``dynamic``
 (spline-trend path), ``difference`` (non-stationary differencing), ``margins`` (V1, V2/V3),
-``detect`` (model selection, entire and last mode), ``request`` (Azure request bodies).
+``detect`` (model selection, entire and last mode). Azure request bodies are read by
+:mod:`ad_pipeline.rest.request`.
 
 >>> import numpy as np
 >>> from ad_pipeline.engine.azure import AZURE

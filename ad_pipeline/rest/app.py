@@ -6,7 +6,7 @@ Azure's request and response bodies (and the 2019 preview's ``/anomalyfinder/v2.
 Azure keeps working once its endpoint and key point here. Needs the ``[server]`` extra
 (FastAPI + uvicorn); start it with ``ad-pipeline serve``.
 
-- The request is read by :func:`ad_pipeline.engine.azure.request.parse_request` (shared with
+- The request is read by :func:`ad_pipeline.rest.request.parse_request` (shared with
   every replay of recorded requests) and the response is the result's ``to_dict()``.
 - Refusals are Azure's: HTTP 400 ``{"code", "message"}`` (the library's error), 401 for a
   missing or unknown ``Ocp-Apim-Subscription-Key``, 405 for other methods, 413 for bodies over
@@ -26,29 +26,29 @@ Azure keeps working once its endpoint and key point here. Needs the ``[server]``
 
 from __future__ import annotations
 
-import argparse
 import hmac
 import json
 import logging
 import os
-import sys
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from .errors import AnomalyDetectorError, BadArgument, InvalidSeries, MissingDependency
+from ..errors import AnomalyDetectorError, BadArgument, InvalidSeries, MissingDependency
 
 try:
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.openapi.utils import get_openapi
     from fastapi.responses import JSONResponse, Response
-    from pydantic import BaseModel, ConfigDict, Field
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
     from starlette.requests import ClientDisconnect
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependency.for_extra("fastapi", "server") from exc
+
+from .models import REQUEST_MODELS, RESPONSE_MODELS, ChangePointRequest, DetectRequest, ErrorResponse, Health
+from .request import parse_request
 
 __all__ = [
     "API_VERSIONS",
@@ -57,15 +57,12 @@ __all__ = [
     "KEY_HEADER",
     "KEYS_ENV",
     "PREVIEW_PATH",
-    "build_parser",
     "create_app",
     "load_keys",
-    "main",
     "preview_body",
-    "serve",
 ]
 
-log = logging.getLogger("ad_pipeline.server")
+log = logging.getLogger("ad_pipeline.rest")
 
 KEY_HEADER = "Ocp-Apim-Subscription-Key"
 KEYS_ENV = "AD_PIPELINE_API_KEYS"
@@ -83,136 +80,6 @@ PREVIEW_PATH = "/anomalyfinder/v2.0/timeseries/{kind}/detect"
 _PREVIEW_KINDS = ("entire", "last")
 
 
-# --------------------------------------------------------------------------- OpenAPI schemas
-# These models only *describe* the bodies in /openapi.json; requests are read by parse_request so
-# that refusals carry the library's codes and messages, never pydantic's.
-
-Granularity = Literal["yearly", "monthly", "weekly", "daily", "hourly", "minutely", "secondly", "microsecond", "none"]
-ImputeMode = Literal["auto", "previous", "linear", "fixed", "zero", "notFill"]
-
-
-def _example_series(n: int = 24) -> Any:  # JSON for the schema examples
-    return [
-        {"timestamp": f"2024-01-{d + 1:02d}T00:00:00Z", "value": [10.0, 12, 14, 12, 10, 8, 9][d % 7] + (d == 17) * 30}
-        for d in range(n)
-    ]
-
-
-class TimeSeriesPoint(BaseModel):
-    """One point of a series."""
-
-    model_config = ConfigDict(extra="allow")
-    timestamp: str | None = Field(
-        None,
-        description="ISO-8601 time of the point (e.g. 2024-01-01T00:00:00Z); give it on every point or on none.",
-        json_schema_extra={"format": "date-time"},
-    )
-    value: float = Field(description="The measurement.")
-
-
-class _RequestBase(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    series: list[TimeSeriesPoint] = Field(
-        min_length=12, description="At least 12 points, sorted by timestamp, at most the server's limit (8,640)."
-    )
-    granularity: Granularity | None = Field(None, description="Grid of the timestamps; absent = inferred from them.")
-    customInterval: int | None = Field(None, ge=1, description="Grid step in granularity units, e.g. 5 minutes.")
-    period: int | None = Field(None, ge=0, description="Seasonal period in points; absent = detected, 0 = none.")
-
-
-class ImputeStrategy(BaseModel):
-    """v1.0 spelling of imputeMode/imputeFixedValue."""
-
-    imputeMode: ImputeMode | None = None
-    imputeValue: float | None = None
-
-
-class DetectRequest(_RequestBase):
-    """Request of entire and last detection (v1.1 fields; v1.0's imputeStrategy/fillUpMode also read)."""
-
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"series": _example_series(), "granularity": "daily", "sensitivity": 95}]}
-    )
-    maxAnomalyRatio: float | None = Field(None, gt=0, lt=0.5, description="Largest share of flagged points.")
-    sensitivity: float | None = Field(None, ge=0, le=100, description="0-100, higher = narrower margins; default 99.")
-    imputeMode: ImputeMode | None = Field(None, description="How missing grid points are filled; default auto.")
-    imputeFixedValue: float | None = Field(None, description="The fill value of imputeMode fixed.")
-    boundaryVersion: Literal["V1", "V2", "V3"] | None = Field(None, description="How margins are built.")
-    method: Literal["azure", "auto"] | None = Field(
-        None, description="ad_pipeline extension: azure (default, the service's answers) or auto (most accurate)."
-    )
-    imputeStrategy: ImputeStrategy | None = Field(None, deprecated=True, description="v1.0 form of imputeMode.")
-    fillUpMode: str | None = Field(None, deprecated=True, description="v1.0 form: last = previous, no = notFill.")
-    fixedValue: float | None = Field(None, deprecated=True, description="v1.0 form of imputeFixedValue.")
-
-
-class ChangePointRequest(_RequestBase):
-    """Request of change-point detection."""
-
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"series": _example_series(), "granularity": "daily", "threshold": 0.9}]}
-    )
-    stableTrendWindow: int | None = Field(None, ge=3, description="Points on each side of a change point.")
-    threshold: float | None = Field(None, gt=0, lt=1, description="Confidence needed to report a change point.")
-
-
-class EntireResponse(BaseModel):
-    """Entire detection: one entry per input point."""
-
-    period: int
-    expectedValues: list[float | None]
-    upperMargins: list[float | None]
-    lowerMargins: list[float | None]
-    isAnomaly: list[bool]
-    isNegativeAnomaly: list[bool]
-    isPositiveAnomaly: list[bool]
-    severity: list[float | None]
-
-
-class LastResponse(BaseModel):
-    """Last detection: the verdict on the newest point."""
-
-    period: int
-    suggestedWindow: int
-    expectedValue: float | None
-    upperMargin: float | None
-    lowerMargin: float | None
-    isAnomaly: bool
-    isNegativeAnomaly: bool
-    isPositiveAnomaly: bool
-    severity: float | None
-
-
-class ChangePointResponse(BaseModel):
-    """Change-point detection: one entry per input point."""
-
-    period: int
-    isChangePoint: list[bool]
-    confidenceScores: list[float | None]
-
-
-class ErrorResponse(BaseModel):
-    """Every refusal: an Azure error code and a message naming the field."""
-
-    code: str
-    message: str
-
-
-class Health(BaseModel):
-    status: str
-    version: str
-
-
-_REQUEST_MODELS: dict[str, type[BaseModel]] = {
-    "entire": DetectRequest,
-    "last": DetectRequest,
-    "changepoint": ChangePointRequest,
-}
-_RESPONSE_MODELS: dict[str, type[BaseModel]] = {
-    "entire": EntireResponse,
-    "last": LastResponse,
-    "changepoint": ChangePointResponse,
-}
 _SUMMARIES = {
     "entire": "Detect anomalies for the entire series in batch",
     "last": "Detect anomaly status of the latest point in time series",
@@ -273,8 +140,6 @@ def _decode(raw: bytes) -> Any:
 
 def _parse(body: Any, kind: str) -> tuple[Any, Any, dict[str, Any]]:
     """The shared request reader (``parse_request``), for detect or change-point bodies."""
-    from ad_pipeline.engine.azure.request import parse_request
-
     return parse_request(body, "changepoint" if kind == "changepoint" else "detect")
 
 
@@ -466,7 +331,7 @@ def create_app(
                 tags=[version],
                 response_model=None,
                 responses={
-                    200: {"model": _RESPONSE_MODELS[kind], "description": "Detection result."},
+                    200: {"model": RESPONSE_MODELS[kind], "description": "Detection result."},
                     400: {"model": ErrorResponse, "description": "A validation rule refused the request."},
                     **(
                         {401: {"model": ErrorResponse, "description": "Missing or unknown subscription key."}}
@@ -480,7 +345,7 @@ def create_app(
                         "required": True,
                         "content": {
                             "application/json": {
-                                "schema": {"$ref": f"#/components/schemas/{_REQUEST_MODELS[kind].__name__}"}
+                                "schema": {"$ref": f"#/components/schemas/{REQUEST_MODELS[kind].__name__}"}
                             }
                         },
                     },
@@ -541,92 +406,3 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    """The options of ``ad-pipeline serve`` (added to ``parser`` when given)."""
-    p = parser or argparse.ArgumentParser(
-        prog="ad-pipeline serve", description="Serve the Azure Anomaly Detector compatible REST API."
-    )
-    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    p.add_argument(
-        "--keys-file", default=None, help=f"file of accepted subscription keys (besides ${KEYS_ENV}, comma-separated)"
-    )
-    p.add_argument("--no-auth", action="store_true", help="serve without subscription keys (anyone can call)")
-    p.add_argument(
-        "--max-points", type=int, default=DEFAULT_MAX_POINTS, help=f"largest series (default {DEFAULT_MAX_POINTS})"
-    )
-    p.add_argument("--max-body-bytes", type=int, default=None, help="largest request body (default from --max-points)")
-    p.add_argument("--workers", type=int, default=1, help="server processes (default 1; e.g. one per core)")
-    p.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
-    return p
-
-
-_CONFIG_ENV = "AD_PIPELINE_SERVE_CONFIG"
-
-
-def _app_from_env() -> FastAPI:
-    """The app of one worker process of ``--workers N`` (uvicorn imports it by name in each process)."""
-    cfg = json.loads(os.environ[_CONFIG_ENV])
-    return create_app(keys=cfg["keys"], max_points=cfg["max_points"], max_body_bytes=cfg["max_body_bytes"])
-
-
-def serve(args: argparse.Namespace) -> int:
-    """Run the service as ``args`` (from :func:`build_parser`) say; returns the exit status."""
-    try:
-        import uvicorn
-    except ImportError as exc:  # pragma: no cover
-        raise MissingDependency.for_extra("uvicorn", "server") from exc
-    try:
-        keys = load_keys(args.keys_file)
-    except OSError as exc:
-        print(f"error: cannot read --keys-file {args.keys_file!r}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    if args.no_auth:
-        if keys:
-            print("error: --no-auth given while keys are configured; choose one.", file=sys.stderr)
-            return 2
-        app_keys: set[str] | None = None
-    elif not keys:
-        print(
-            f"error: no subscription keys configured. Set {KEYS_ENV}=key1,key2 or pass --keys-file FILE; "
-            "to serve without authentication, pass --no-auth explicitly.",
-            file=sys.stderr,
-        )
-        return 2
-    else:
-        app_keys = keys
-    if args.max_points < 1:
-        print(f"error: --max-points must be at least 1, got {args.max_points}.", file=sys.stderr)
-        return 2
-    if args.workers < 1:
-        print(f"error: --workers must be at least 1, got {args.workers}.", file=sys.stderr)
-        return 2
-    app = create_app(keys=app_keys, max_points=args.max_points, max_body_bytes=args.max_body_bytes)
-    log_level = "warning" if getattr(args, "quiet", False) else args.log_level  # -q of the ad-pipeline command
-    if args.workers == 1:
-        uvicorn.run(app, host=args.host, port=args.port, log_level=log_level)
-        return 0
-    # several processes: each worker builds the same app from the checked configuration
-    os.environ[_CONFIG_ENV] = json.dumps(
-        {"keys": sorted(app_keys) if app_keys is not None else None, "max_points": args.max_points,
-         "max_body_bytes": args.max_body_bytes}
-    )  # fmt: skip
-    uvicorn.run(
-        "ad_pipeline.server:_app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
-        log_level=log_level,
-    )  # fmt: skip
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m ad_pipeline.server`` (the same as ``ad-pipeline serve``)."""
-    return serve(build_parser().parse_args(argv))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

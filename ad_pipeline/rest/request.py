@@ -6,8 +6,8 @@ here: the engine's parameter checks (:mod:`ad_pipeline.engine.params`) do that i
 >>> body = {"series": [{"timestamp": "2024-01-01T00:00:00Z", "value": 1.0}], "granularity": "daily",
 ...         "imputeStrategy": {"imputeMode": "fixed", "imputeValue": 0}}
 >>> values, ts, kw = parse_request(body)
->>> kw["impute_mode"], kw["impute_fixed_value"], kw["sensitivity"]
-('fixed', 0, 99)
+>>> kw["impute_mode"], kw["impute_fixed_value"]
+('fixed', 0)
 >>> parse_request({"series": body["series"]})[2]["granularity"]
 'none'
 """
@@ -19,22 +19,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ...errors import BadArgument
+from ..engine.params import params_for
+from ..errors import BadArgument
 
-_GRID_FIELDS = {
-    "granularity": "granularity",
-    "customInterval": "custom_interval",
-    "period": "period",
-}
-_CHANGE_POINT_FIELDS = _GRID_FIELDS | {"stableTrendWindow": "stable_trend_window", "threshold": "threshold"}
-_FIELDS = _GRID_FIELDS | {
-    "maxAnomalyRatio": "max_anomaly_ratio",
-    "sensitivity": "sensitivity",
-    "imputeMode": "impute_mode",
-    "imputeFixedValue": "impute_fixed_value",
-    "boundaryVersion": "boundary_version",
-    "method": "method",  # ad_pipeline's extension: "auto" for the most accurate detector
-}
+# camelCase request field -> engine parameter, from engine/params.py's table ("method" is
+# ad_pipeline's extension: "auto" for the most accurate detector)
+_FIELDS = {p.azure: p.name for p in params_for("entire")}
+_CHANGE_POINT_FIELDS = {p.azure: p.name for p in params_for("change_points")}
 # accepted and ignored: response-shaping flags of the service and the fixed test level
 _IGNORED = {"needDetectorId", "needFillUpConfirm", "needSpectrumPeriod", "alpha", "series"}
 _LEGACY = {"imputeStrategy", "fillUpMode", "fixedValue"}
@@ -55,8 +46,9 @@ def parse_request(
 ) -> tuple[NDArray[np.float64], list[str] | None, dict[str, Any]]:
     """``(values, timestamps, kwargs)`` of a request; a field that is ``null`` counts as omitted.
 
-    ``kind="detect"`` (entire and last detect): sensitivity 99 and granularity ``none`` (the
-    timestamps then only order the points) when omitted, as the service; legacy forms are
+    ``kind="detect"`` (entire and last detect): granularity ``none`` (the timestamps then only
+    order the points) when omitted, as the service (the other omitted fields take the engine's
+    defaults, which are the service's); legacy forms are
     mapped: ``imputeStrategy: {imputeMode, imputeValue}`` and ``fillUpMode`` (``last`` =
     previous, ``no`` = notFill) with ``fixedValue``. ``kind="changepoint"``: the grid fields plus
     ``stableTrendWindow`` and ``threshold``; detect-only fields are ignored, as the service did.
@@ -112,6 +104,5 @@ def parse_request(
         kwargs["impute_mode"] = _FILL_UP.get(mode.lower(), mode) if isinstance(mode, str) else mode
     if "fixedValue" in body and "impute_fixed_value" not in kwargs:
         kwargs["impute_fixed_value"] = body["fixedValue"]
-    kwargs.setdefault("sensitivity", 99)
     kwargs.setdefault("granularity", "none")
     return values, (stamps or None), kwargs
