@@ -214,7 +214,8 @@ COMMANDS: dict[str, Command] = {
     "scan": _scan_command("entire", "detect anomalies in every series (one result row per input row)"),
     "last": _scan_command("last", "is the newest point of every series anomalous (one row per series)"),
     "change-points": _scan_command("change_points", "find change points in every series"),
-    "demo": Command("create a demo warehouse, scan it and summarise", add_demo_arguments, run_demo),
+    "demo": Command("create a demo warehouse, scan it and summarise", add_demo_arguments,
+                    lambda args: run_demo(args, scan=lambda argv: run_scan(build_parser(argv).parse_args(argv), "entire"))),
     "serve": Command("serve the Azure Anomaly Detector compatible REST API", _serve_add, _serve_run),
 }
 

@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -94,8 +95,9 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    """Build the demo warehouse, scan it into ``metrics_anomalies`` and compare with what was injected."""
+def run_demo(args: argparse.Namespace, scan: Callable[[list[str]], int]) -> int:
+    """Build the demo warehouse, scan it into ``metrics_anomalies`` with ``scan`` (the ``ad-pipeline scan``
+    command line -> exit status) and compare with what was injected."""
     import duckdb
 
     if args.series < 1 or args.points < 48:
@@ -115,9 +117,7 @@ def run_demo(args: argparse.Namespace) -> int:
         + (["--sensitivity", str(args.sensitivity)] if args.sensitivity is not None else [])
         + (["--quiet"] if args.quiet else [])
     )  # fmt: skip
-    from . import build_parser, run_scan
-
-    code = run_scan(build_parser(scan_argv).parse_args(scan_argv), "entire")
+    code = scan(scan_argv)
     if code or args.quiet:
         return code
     con = duckdb.connect(args.db, read_only=True)
