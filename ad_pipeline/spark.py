@@ -13,7 +13,7 @@ make the engine calls cheaper per series) plus the rows of the longest series.
 
 Output columns are exactly those of the pandas accessor: the input columns (last-point
 detection: the key columns, the timestamp and the value columns) plus the result columns; with
-``errors="coerce"`` an invalid series gets nulls and ``anomaly_error_code`` /
+``errors="coerce"`` an invalid series gets nulls (as does a NaN result: :mod:`ad_pipeline.arrow`) and ``anomaly_error_code`` /
 ``anomaly_error``, and never fails the job. :func:`output_schema` gives the output schema as a
 Spark DDL string. :func:`score_outliers` scores a Spark DataFrame with a fitted
 :class:`~ad_pipeline.TabularDetector`.
@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .engine.layout import Column
 from .errors import BadArgument, MissingDependency
 from .frames.methods import AnomalyMethods, Request, non_numeric, non_temporal, run
 
@@ -46,14 +45,15 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     raise MissingDependency.for_extra("pyarrow", "spark") from None
 
+from .arrow import column_to_arrow  # noqa: E402  (after the pyarrow check above)
+
 if TYPE_CHECKING:
     from .engine.tabular import TabularDetector
 
 __all__ = ["detect", "detect_last", "change_points", "output_schema", "score_outliers", "whole_series"]
 
-#: Spark SQL type and Arrow type of each result column kind (see ``engine.result.column_kinds``).
+#: Spark SQL type of each result column kind (see ``engine.result``; Arrow types: ``arrow.ARROW_TYPES``).
 SPARK_TYPES = {"bool": "boolean", "float": "double", "int": "bigint", "str": "string"}
-_ARROW_TYPES = {"bool": pa.bool_(), "float": pa.float64(), "int": pa.int64()}
 
 _NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double", "decimal")
 _TEMPORAL = ("timestamp", "timestamp_ntz", "date")
@@ -117,16 +117,6 @@ def whole_series(batches: Iterator[pa.RecordBatch], keys: Sequence[str]) -> Iter
         yield carry
 
 
-def _arrow(col: Column, kind: str, string: pa.DataType) -> pa.Array:
-    """A result column as an Arrow array: the results of invalid series (``errors="coerce"``) are null.
-
-    (The error columns hold None where there is no error; their mask marks where there is one.)
-    """
-    if kind == "str":
-        return pa.array(col.values, type=string)
-    return pa.array(col.values, type=_ARROW_TYPES[kind], mask=col.mask)
-
-
 def detect_table(table: pa.Table, req: Request, string: pa.DataType | None = None) -> pa.Table:
     """Run ``req`` over a table of whole series: the pandas accessor's conversion, one engine call.
 
@@ -156,7 +146,7 @@ def detect_table(table: pa.Table, req: Request, string: pa.DataType | None = Non
     else:
         out = table.select(need).take(pa.array(rows))
     for col in columns:
-        out = out.append_column(col.name, _arrow(col, kinds[col.name], string or pa.string()))
+        out = out.append_column(col.name, column_to_arrow(col, kinds[col.name], str_type=string or pa.string()))
     return out
 
 

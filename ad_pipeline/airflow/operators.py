@@ -20,19 +20,31 @@ Example
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import functools
+import inspect
+from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowSkipException
 
-from ..engine.params import check_change_point_params, check_params
+from ..engine.params import (
+    PARAMS,
+    _check_signature,
+    check_change_point_params,
+    check_params,
+    params_for,
+    with_param_docs,
+)
 from ..errors import AnomalyDetectorError, BadArgument
-from ._backends import Backend, backend_for
-from ._scan import ScanSpec, run_scan
+from ..warehouse.backends import Backend, backend_for
+from ..warehouse.scan import run_scan
+from ..warehouse.spec import ScanSpec
 
 __all__ = ["AnomalyDetectionOperator", "LastPointAnomalyOperator", "ChangePointOperator"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 ON_ANOMALY = ("continue", "fail", "skip")
 
@@ -72,8 +84,29 @@ def _when(value: Any, field: str) -> dt.datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
-_NUMERIC_PARAMS = frozenset({"custom_interval", "period", "max_anomaly_ratio", "sensitivity", "impute_fixed_value",
-                             "stable_trend_window", "threshold"})
+#: the engine parameters that are numbers (a template renders them as text)
+_NUMERIC_PARAMS = frozenset(p.name for p in PARAMS if p.sql_type in ("INTEGER", "DOUBLE"))
+
+
+def _table_parameters(job: str) -> Callable[[F], F]:
+    """For an operator's ``__init__(self, *, <job's parameters>, **kwargs)``: its explicit signature is
+    checked against engine/params.py's table at import (names, keyword-only, defaults, annotations), and
+    a call hands the table's parameters (as given, defaults filled in) on as ``detect_params=`` in
+    ``kwargs``. Airflow sees the explicit signature, so ``default_args`` may set them too."""
+    table = params_for(job)
+
+    def wrap(init: F) -> F:
+        sig = inspect.signature(init)
+        _check_signature(init.__qualname__, sig, table, False)
+
+        @functools.wraps(init)
+        def with_params(self: Any, **kwargs: Any) -> None:
+            params = {p.name: kwargs.pop(p.name, sig.parameters[p.name].default) for p in table}
+            init(self, detect_params=params, **kwargs)
+
+        return with_params  # type: ignore[return-value]
+
+    return wrap
 
 
 def _rendered_number(value: Any) -> Any:
@@ -329,16 +362,16 @@ class AnomalyDetectionOperator(_ScanOperator):
     __doc__ = (
         """Entire-series anomaly detection of every series in the window, written to a table or back.
 
-    Engine parameters (``granularity, custom_interval, period, max_anomaly_ratio, sensitivity,
-    impute_mode, impute_fixed_value, boundary_version, method``) are keyword arguments with the
-    engine's defaults. Returns (XCom) ``{"series", "points", "anomalies", "invalid_series",
-    "errors": [{"key", "code", "message"}], ...}``.
+    The engine parameters (listed below) are keyword arguments with the engine's defaults. Returns
+    (XCom) ``{"series", "points", "anomalies", "invalid_series", "errors": [{"key", "code", "message"}],
+    ...}``.
     """
-        + _DETECT_DOC
+        + with_param_docs(_DETECT_DOC, params_for("entire"))
     )
 
     kind = "entire"
 
+    @_table_parameters("entire")
     def __init__(
         self,
         *,
@@ -353,18 +386,7 @@ class AnomalyDetectionOperator(_ScanOperator):
         method: str = "azure",
         **kwargs: Any,
     ) -> None:
-        detect = {
-            "granularity": granularity,
-            "custom_interval": custom_interval,
-            "period": period,
-            "max_anomaly_ratio": max_anomaly_ratio,
-            "sensitivity": sensitivity,
-            "impute_mode": impute_mode,
-            "impute_fixed_value": impute_fixed_value,
-            "boundary_version": boundary_version,
-            "method": method,
-        }
-        super().__init__(detect_params=detect, **kwargs)
+        super().__init__(**kwargs)  # kwargs hold detect_params: the parameters above (_table_parameters)
 
 
 class LastPointAnomalyOperator(AnomalyDetectionOperator):
@@ -372,13 +394,13 @@ class LastPointAnomalyOperator(AnomalyDetectionOperator):
         """Real-time monitoring: is the newest point of each key anomalous.
 
     Each key's newest point before the window end is judged from its last ``window`` points
-    (``"suggested"``: the engine's ``suggested_window``, found by a first batch call over the
-    ``lookback`` history). Keys whose newest point is older than the window start are stale and
+    (``"suggested"``: the engine's ``suggested_window`` over the ``lookback`` history, see
+    ``detect_last_batch(window=...)``). Keys whose newest point is older than the window start are stale and
     not judged. One result row per key (``suggested_window`` added). ``on_anomaly``: ``"continue"``
     (succeed), ``"fail"`` (fail without retry) or ``"skip"`` (mark the task skipped) once results are
     written; the anomalous keys go to XCom (``anomalous_keys``).
     """
-        + _DETECT_DOC
+        + with_param_docs(_DETECT_DOC, params_for("last"))
     )
 
     kind = "last"
@@ -413,13 +435,14 @@ class ChangePointOperator(_ScanOperator):
     __doc__ = (
         """Change-point detection of every series in the window: ``is_change_point``, ``change_point_confidence``.
 
-    Engine parameters: ``granularity, custom_interval, period, stable_trend_window, threshold``.
+    The engine parameters (listed below) are keyword arguments with the engine's defaults.
     """
-        + _DETECT_DOC
+        + with_param_docs(_DETECT_DOC, params_for("change_points"))
     )
 
     kind = "change_points"
 
+    @_table_parameters("change_points")
     def __init__(
         self,
         *,
@@ -430,14 +453,7 @@ class ChangePointOperator(_ScanOperator):
         threshold: float | None = None,
         **kwargs: Any,
     ) -> None:
-        detect = {
-            "granularity": granularity,
-            "custom_interval": custom_interval,
-            "period": period,
-            "stable_trend_window": stable_trend_window,
-            "threshold": threshold,
-        }
-        super().__init__(detect_params=detect, **kwargs)
+        super().__init__(**kwargs)  # kwargs hold detect_params: the parameters above (_table_parameters)
 
     def _check_params(self, params: dict[str, Any]) -> None:
         check_change_point_params(**params)

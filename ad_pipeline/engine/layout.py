@@ -321,17 +321,22 @@ def run_change_points(data: FrameData, *, errors: str = "raise", **params: Any) 
     return _flat_columns(data, layout, res, "change_points", errors)
 
 
-def run_last(data: FrameData, *, errors: str = "raise", **params: Any) -> tuple[NDArray[np.int64], list[Column]]:
+def run_last(
+    data: FrameData, *, errors: str = "raise", window: int | str | None = None, **params: Any
+) -> tuple[NDArray[np.int64], list[Column]]:
     """Last-point detection of every series in one engine call.
 
     Returns the input row of each series' newest point (to take keys, timestamp and values
-    from) and one result column entry per series.
+    from) and one result column entry per series. ``window`` as :func:`detect_last_batch`'s; with
+    several value columns a key's columns share the largest suggested window.
     """
     check_errors(errors)
     layout = data.get_layout()
     values, offsets, ts, keys = _batch_input(data, layout)
-    res = detect_last_batch(values, offsets, ts, errors=errors, keys=keys, **check_params(params, DETECT_DEFAULTS))
     k = layout.n_series
+    groups = np.tile(np.arange(k), len(data.values)) if len(data.values) > 1 else None
+    res = detect_last_batch(values, offsets, ts, window=window, window_groups=groups, errors=errors, keys=keys,
+                            **check_params(params, DETECT_DEFAULTS))
     out: list[Column] = []
     for j, vcol in enumerate(data.values):
         series = slice(j * k, (j + 1) * k)

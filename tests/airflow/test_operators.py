@@ -356,8 +356,8 @@ def test_change_point_operator_writes_its_columns(wh: Warehouse) -> None:
 
 
 def test_long_scans_log_their_progress(duckdb_wh: Warehouse) -> None:
-    from ad_pipeline.airflow._backends import backend_for
-    from ad_pipeline.airflow._scan import run_scan
+    from ad_pipeline.warehouse.backends import backend_for
+    from ad_pipeline.warehouse.scan import run_scan
 
     make_metrics(duckdb_wh)
     op = scan(duckdb_wh, chunk_rows=HOURS)  # one series per chunk: 5 chunks
@@ -376,8 +376,8 @@ def test_long_scans_log_their_progress(duckdb_wh: Warehouse) -> None:
 
 def test_generic_dbapi_backend_gives_the_same_rows(duckdb_wh: Warehouse) -> None:
     """The plain DB-API path (fetchall / executemany), used for hooks without a bulk path."""
-    from ad_pipeline.airflow._backends import Backend
-    from ad_pipeline.airflow._scan import run_scan
+    from ad_pipeline.warehouse.backends import Backend
+    from ad_pipeline.warehouse.scan import run_scan
 
     wh = duckdb_wh
     make_metrics(wh)

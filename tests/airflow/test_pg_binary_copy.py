@@ -1,4 +1,4 @@
-"""PostgreSQL binary COPY (``_pgcopy``) and the ``UPDATE ... FROM`` write-back built on it, on a real server.
+"""PostgreSQL binary COPY (``warehouse.pgcopy``) and the ``UPDATE ... FROM`` write-back built on it, on a real server.
 
 The binary rows must land exactly as the CSV (text) path lands them: every supported type, nulls,
 fallbacks for types without a fixed-width encoding, and keys that need quoting.
@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from ad_pipeline.airflow import _pgcopy
+from ad_pipeline.warehouse import pgcopy
 
 Warehouse = Any
 
@@ -26,7 +26,7 @@ TYPES = """b BOOLEAN, i2 SMALLINT, i4 INTEGER, i8 BIGINT, f4 REAL, f8 DOUBLE PRE
 def _backend(wh: Warehouse) -> Any:
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    from ad_pipeline.airflow._backends import PostgresBackend
+    from ad_pipeline.warehouse.backends import PostgresBackend
 
     return PostgresBackend(PostgresHook(postgres_conn_id=wh.conn_id))
 
@@ -58,9 +58,9 @@ def test_encode_round_trips_every_fixed_width_type(postgres_wh: Warehouse) -> No
     fixed = data.drop_columns(["num", "txt"])
     be = _backend(wh)
     try:
-        be._copy_in("via_text", fixed)
-        be._copy_in_binary("via_binary", fixed)
-        be.commit()
+        with be.transaction():
+            be._copy_in("via_text", fixed)
+            be._copy_in_binary("via_binary", fixed)
     finally:
         be.close()
     cols = ", ".join(fixed.column_names)
@@ -74,16 +74,16 @@ def test_types_without_binary_form_and_lossy_casts_fall_back_to_text(postgres_wh
     wh = postgres_wh
     wh.run(f"CREATE TABLE via_text ({TYPES}); CREATE TABLE via_fallback ({TYPES}); CREATE TABLE narrow (i2 SMALLINT)")
     data = _sample()
-    assert _pgcopy.encode([data.column("num").combine_chunks()], [1700]) is None  # numeric
-    assert _pgcopy.encode([data.column("tz").combine_chunks()], [_pgcopy.TIMESTAMP]) is None  # aware -> naive
+    assert pgcopy.encode([data.column("num").combine_chunks()], [1700]) is None  # numeric
+    assert pgcopy.encode([data.column("tz").combine_chunks()], [pgcopy.TIMESTAMP]) is None  # aware -> naive
     too_big = pa.array([1, 70_000], pa.int64())
-    assert _pgcopy.encode([too_big], [_pgcopy.INT2]) is None
+    assert pgcopy.encode([too_big], [pgcopy.INT2]) is None
     be = _backend(wh)
     try:
-        be._copy_in("via_text", data)
-        be._copy_in_binary("via_fallback", data)
-        be._copy_in_binary("narrow", pa.table({"i2": pa.array([1, 2], pa.int64())}))
-        be.commit()
+        with be.transaction():
+            be._copy_in("via_text", data)
+            be._copy_in_binary("via_fallback", data)
+            be._copy_in_binary("narrow", pa.table({"i2": pa.array([1, 2], pa.int64())}))
         with pytest.raises(Exception, match="out of range"):  # the server refuses it, as with text
             be._copy_in_binary("narrow", pa.table({"i2": too_big}))
     finally:
@@ -115,8 +115,8 @@ def test_update_from_arrow_writes_only_the_matching_rows(postgres_wh: Warehouse)
     data = pa.concat_tables([data.slice(0, 7), data.slice(7)])  # chunked columns, as scans produce them
     be = _backend(wh)
     try:
-        be.update_from_arrow(be.qualified(["m t"]), ["Host Name", "shard", "ts"], data)
-        be.commit()
+        with be.transaction():
+            be.update_from_arrow(be.qualified(["m t"]), ["Host Name", "shard", "ts"], data)
     finally:
         be.close()
     got = wh.run('SELECT "Host Name", shard, ts, flag, expected, run_id, at FROM "m t" WHERE run_id IS NOT NULL '
@@ -136,10 +136,10 @@ def test_insert_arrow_lands_the_rows_the_text_path_lands(postgres_wh: Warehouse)
     data = _sample()
     be = _backend(wh)
     try:
-        for part in (data.drop_columns(["num"]), data):
-            be._copy_in("via_text", part)
-            be.insert_arrow("via_insert", part)
-        be.commit()
+        with be.transaction():
+            for part in (data.drop_columns(["num"]), data):
+                be._copy_in("via_text", part)
+                be.insert_arrow("via_insert", part)
     finally:
         be.close()
     rows = wh.run("SELECT * FROM via_insert ORDER BY i8, num NULLS FIRST")
@@ -151,7 +151,7 @@ def test_insert_arrow_lands_the_rows_the_text_path_lands(postgres_wh: Warehouse)
 @pytest.mark.parametrize("indexed", [True, False])
 def test_write_back_updates_per_chunk_only_through_an_index(postgres_wh: Warehouse, indexed: bool) -> None:
     """With an index on the key each chunk's UPDATE runs at once; without one the chunks are
-    staged and a single UPDATE runs at commit (each UPDATE would otherwise scan the whole table)."""
+    staged and a single UPDATE runs as the deferred write, before the commit (each UPDATE would otherwise scan the whole table)."""
     wh = postgres_wh
     wh.run("CREATE TABLE m (host TEXT, ts TIMESTAMP, v DOUBLE PRECISION, expected DOUBLE PRECISION, run_id TEXT)"
            + ("; CREATE INDEX m_key ON m (host, ts)" if indexed else ""))
@@ -169,13 +169,13 @@ def test_write_back_updates_per_chunk_only_through_an_index(postgres_wh: Warehou
 
     be.execute = spy
     try:
-        for k in range(0, 6, 2):  # three chunks of two series, each with its own run_id text
-            chunk = [r for r in rows if r[0] in (f"h{k}", f"h{k + 1}")]
-            be.update_from_arrow("m", ["host", "ts"], pa.table({
-                "host": [r[0] for r in chunk], "ts": pa.array([r[1] for r in chunk], pa.timestamp("us")),
-                "expected": [r[2] * 2 for r in chunk], "run_id": [f"chunk {k}"] * len(chunk)}))
-        assert len(updates) == (3 if indexed else 0)
-        be.commit()
+        with be.transaction():  # the deferred UPDATE runs as its last step, before COMMIT
+            for k in range(0, 6, 2):  # three chunks of two series, each with its own run_id text
+                chunk = [r for r in rows if r[0] in (f"h{k}", f"h{k + 1}")]
+                be.update_from_arrow("m", ["host", "ts"], pa.table({
+                    "host": [r[0] for r in chunk], "ts": pa.array([r[1] for r in chunk], pa.timestamp("us")),
+                    "expected": [r[2] * 2 for r in chunk], "run_id": [f"chunk {k}"] * len(chunk)}))
+            assert len(updates) == (3 if indexed else 0)
     finally:
         be.close()
     assert len(updates) == (3 if indexed else 1)

@@ -1,13 +1,15 @@
-"""Bulk reads and writes through a ``common.sql`` hook's connection, one class per dialect.
+"""Bulk reads and writes through a DB-API connection (a ``common.sql`` hook's), one class per dialect.
 
 Values always travel as bound parameters or bulk data (Arrow / COPY); identifiers are quoted
 through the dialect. Nothing here imports Airflow: a backend wraps the hook's DB-API connection.
+Every write runs inside :meth:`Backend.transaction` (BEGIN ... the deferred write ... COMMIT,
+ROLLBACK on any exception).
 
 * DuckDB: reads with ``to_arrow_table()``; writes by registering an Arrow table and running
   ``INSERT ... SELECT`` / ``UPDATE ... FROM`` on it.
 * PostgreSQL: reads through ADBC (``adbc_driver_postgresql``, Arrow straight from the server's
   binary COPY); writes on the hook's psycopg 3 connection: binary ``COPY ... FROM STDIN``
-  (:mod:`._pgcopy`) into a temporary table, then ``INSERT ... SELECT`` or ``UPDATE ... FROM``.
+  (:mod:`.pgcopy`) into a temporary table, then ``INSERT ... SELECT`` or ``UPDATE ... FROM``.
 * Any other DB-API connection: ``fetchall`` and ``executemany`` (correct, not fast).
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,38 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import BadArgument, MissingDependency, pip_install
-
-
-class Params:
-    """Collects bound values while SQL is built; renders each placeholder in the driver's style.
-
-    >>> p = Params("numeric_dollar")
-    >>> p.add(1) + " AND " + p.add(2), p.values
-    ('$1 AND $2', [1, 2])
-    """
-
-    def __init__(self, style: str) -> None:
-        self.style = style
-        self.values: list[Any] = []
-
-    def add(self, value: Any) -> str:
-        self.values.append(value)
-        if self.style == "numeric_dollar":
-            return f"${len(self.values)}"
-        if self.style == "qmark":
-            return "?"
-        return "%s"
-
-
-def ansi_quote(name: str) -> str:
-    """Double-quote an identifier (SQL standard; DuckDB, PostgreSQL).
-
-    >>> ansi_quote('metrics "daily"; drop table x')
-    '"metrics ""daily""; drop table x"'
-    """
-    if not isinstance(name, str) or not name or "\x00" in name:
-        raise BadArgument(f"An identifier must be a non-empty string without NUL characters, got {name!r}.")
-    return '"' + name.replace('"', '""') + '"'
+from .sql import Params, ansi_quote
 
 
 class Backend:
@@ -68,9 +39,10 @@ class Backend:
     text_type = "VARCHAR(1000)"
     tstz_type = "TIMESTAMP WITH TIME ZONE"
 
-    def __init__(self, hook: Any) -> None:
+    def __init__(self, hook: Any, *, conn: Any = None) -> None:
+        """A backend on ``hook``'s connection (or on ``conn``, a DB-API connection opened elsewhere)."""
         self.hook = hook
-        self.conn = hook.get_conn()
+        self.conn = hook.get_conn() if conn is None else conn
         placeholder = getattr(hook, "placeholder", "%s") or "%s"
         self.write_style = "qmark" if placeholder == "?" else "format"
         self.read_style = self.write_style
@@ -88,9 +60,42 @@ class Backend:
         quote = self.quote_read if read else self.quote
         return ".".join(quote(p) for p in parts)
 
-    # ---------------------------------------------------------------- statements
+    # ---------------------------------------------------------------- the write transaction
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The write transaction: BEGIN; the body's statements; the deferred write; COMMIT.
+
+        Any exception (in the body, the deferred write or the commit) rolls everything back, so the
+        output is exactly as it was, and is raised as it came.
+        """
+        self.begin()
+        try:
+            yield
+            self.write_deferred()
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+
     def begin(self) -> None:
-        """Open the write transaction (DB-API drivers open one with the first statement)."""
+        """BEGIN (a DB-API driver opens the transaction with the first statement: nothing to send)."""
+
+    def write_deferred(self) -> None:
+        """Run the writes a backend put off until the whole transaction was staged (none here)."""
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        try:
+            self.conn.rollback()
+        except Exception:  # noqa: BLE001 - the connection may already be gone; the server rolls back
+            pass
+
+    def read_on_writer(self) -> None:
+        """Read on the writing connection from now on (only a backend with a separate reader cares)."""
+
+    # ---------------------------------------------------------------- statements
 
     def column_types(self, table_sql: str) -> dict[str, str] | None:
         """Column -> the database's type name of an existing table (``""`` when the driver does not
@@ -111,15 +116,6 @@ class Backend:
             cur.execute(sql, list(params))
         finally:
             cur.close()
-
-    def commit(self) -> None:
-        self.conn.commit()
-
-    def rollback(self) -> None:
-        try:
-            self.conn.rollback()
-        except Exception:  # noqa: BLE001 - the connection may already be gone; the server rolls back
-            pass
 
     def close(self) -> None:
         try:
@@ -175,10 +171,9 @@ class DuckDBBackend(Backend):
     text_type = "VARCHAR"
     tstz_type = "TIMESTAMPTZ"
 
-    def __init__(self, hook: Any) -> None:
-        super().__init__(hook)
+    def __init__(self, hook: Any = None, *, conn: Any = None) -> None:
+        super().__init__(hook, conn=conn)
         self.write_style = self.read_style = "qmark"
-        self._in_tx = False
 
     def begin(self) -> None:
         self.conn.begin()
@@ -410,7 +405,7 @@ class PostgresBackend(Backend):
     def _copy_in_binary(self, table_sql: str, data: pa.Table) -> None:
         """``COPY`` ``data`` into ``table_sql``: binary for rows of fixed-width types without nulls
         (no text parsing on the server), CSV for the rest or when a type has no binary form."""
-        from . import _pgcopy
+        from . import pgcopy
 
         cols = ", ".join(self.quote(c) for c in data.column_names)
         cur = self.conn.cursor()
@@ -419,7 +414,7 @@ class PostgresBackend(Backend):
             oids = [d.type_code for d in cur.description]
         finally:
             cur.close()
-        encoded = _pgcopy.encode([data.column(i).combine_chunks() for i in range(data.num_columns)], oids)
+        encoded = pgcopy.encode([data.column(i).combine_chunks() for i in range(data.num_columns)], oids)
         if encoded is None:
             self._copy_in(table_sql, data)
             return
@@ -470,10 +465,6 @@ class PostgresBackend(Backend):
             columns[c] = pc.add(encoded.indices, pa.scalar(first, pa.int32())) if first else encoded.indices
             into.sizes[c] = first + len(dictionary)
         self._copy_in_binary(into.tables[0], pa.table(columns))
-        # For this transaction only: no JIT (compiling the big-looking join takes longer than it
-        # saves) and at least 64 MB of work memory, so the chunk's join neither spills nor batches.
-        self.execute("SELECT set_config('jit', 'off', true), set_config('work_mem', "
-                     "greatest(pg_size_bytes(current_setting('work_mem')) / 1024, 65536)::text || 'kB', true)")
         return into
 
     def insert_arrow(self, table_sql: str, data: pa.Table) -> None:
@@ -492,7 +483,7 @@ class PostgresBackend(Backend):
         When an index leads with a text key column, each chunk updates its rows at once: the
         ``UPDATE`` names the chunk's keys and the server reaches their rows through the index.
         Otherwise each ``UPDATE`` would scan the whole table, so the chunks are only staged and
-        one ``UPDATE`` runs at :meth:`commit`.
+        one ``UPDATE`` runs as the transaction's deferred write (:meth:`write_deferred`).
         """
         if not data.num_rows:
             return
@@ -503,7 +494,7 @@ class PostgresBackend(Backend):
             return
         p = self._pending
         if p is not None and (p.table_sql, p.match, p.names) != (table_sql, list(match), data.column_names):
-            self._flush()
+            self.write_deferred()
             p = None
         staged = self._stage(table_sql, data, into=None if p is None else p.staged)
         self._pending = _PendingUpdate(table_sql, list(match), data.column_names, staged)
@@ -535,15 +526,18 @@ class PostgresBackend(Backend):
         self.execute(f"UPDATE {table_sql} AS t SET {sets} FROM {staged.from_sql} WHERE {where}")
         self.execute(f"DROP TABLE {', '.join(staged.tables)}")
 
-    def _flush(self) -> None:
-        """Run the ``UPDATE`` deferred by :meth:`update_from_arrow`, if any."""
+    def begin(self) -> None:
+        """BEGIN, sent now on this thread (psycopg opens the transaction with the first statement):
+        for this transaction only, no JIT (compiling the big-looking staged joins takes longer than it
+        saves) and at least 64 MB of work memory, so a chunk's join neither spills nor batches."""
+        self.execute("SELECT set_config('jit', 'off', true), set_config('work_mem', "
+                     "greatest(pg_size_bytes(current_setting('work_mem')) / 1024, 65536)::text || 'kB', true)")
+
+    def write_deferred(self) -> None:
+        """Run the one ``UPDATE ... FROM`` that :meth:`update_from_arrow` deferred, if any."""
         p, self._pending = self._pending, None
         if p is not None:
             self._update(p.table_sql, p.match, p.names, p.staged, restrict=False)
-
-    def commit(self) -> None:
-        self._flush()
-        super().commit()
 
     def rollback(self) -> None:
         self._pending = None

@@ -1,0 +1,7 @@
+"""``python -m ad_pipeline.cli``: the ``ad-pipeline`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
