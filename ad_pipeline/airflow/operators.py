@@ -31,9 +31,9 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundExceptio
 
 from ..engine.params import (
     PARAMS,
-    _check_signature,
     check_change_point_params,
     check_params,
+    check_signature,
     params_for,
     with_param_docs,
 )
@@ -97,7 +97,7 @@ def _table_parameters(job: str) -> Callable[[F], F]:
 
     def wrap(init: F) -> F:
         sig = inspect.signature(init)
-        _check_signature(init.__qualname__, sig, table, False)
+        check_signature(init.__qualname__, sig, table, False)
 
         @functools.wraps(init)
         def with_params(self: Any, **kwargs: Any) -> None:

@@ -37,7 +37,6 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from .common import quote_identifier, require_duckdb, require_pyarrow
-from .results import change_points_to_arrow, detect_arrow, entire_to_arrow, last_to_arrow
 from .tabular import register_model
 from .udfs import register_udfs
 
@@ -49,10 +48,6 @@ __all__ = [
     "connect",
     "register_model",
     "quote_identifier",
-    "entire_to_arrow",
-    "last_to_arrow",
-    "change_points_to_arrow",
-    "detect_arrow",
     "SQL_FILES",
 ]
 

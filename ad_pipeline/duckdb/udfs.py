@@ -18,10 +18,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..engine.params import params_for
-from ..engine.result import column_kinds
+from ..engine.result import column_kinds, columns_for
 from ..errors import AnomalyDetectorError, BadArgument, error_from_code
 from .common import require_pyarrow
-from .results import FIELDS, KINDS, detect_arrow
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
@@ -189,6 +188,8 @@ def _run_udf(kind: str, values: Any, timestamps: Any, key: Any, params: tuple[An
     mode = _errors_mode(errors)
     inp = _ListInput(values, timestamps, coerce=mode == "coerce")
     names = UDF_PARAMS[kind]
+    from ..arrow import KINDS, detect_arrow  # pyarrow is imported when a UDF runs, not with the module
+
     struct = detect_arrow(
         kind, inp.values, inp.offsets, inp.timestamps, errors=mode,
         keys=_keys(key, inp.valid_rows), **_engine_params(names, params, inp.row_valid),
@@ -211,6 +212,11 @@ def _udf(kind: str) -> Callable[..., Any]:
     )
     return wrapped
 
+
+#: the struct fields of each job's UDF: its result columns, then the error columns
+FIELDS: dict[str, list[str]] = {
+    job: [c.name for c in columns_for(job, errors=True)] for job in ("entire", "last", "change_points")
+}
 
 # (udf name, job, return type)
 _UDFS: tuple[tuple[str, str, str], ...] = (

@@ -393,7 +393,7 @@ def forwards(job: str, impl: Callable[..., Any], *, per_series: bool = False) ->
 
     def wrap(fn: F) -> F:
         sig = inspect.signature(fn)
-        _check_signature(fn.__qualname__, sig, table, per_series)
+        check_signature(fn.__qualname__, sig, table, per_series)
 
         @functools.wraps(fn)
         def door(*args: Any, **kwargs: Any) -> Any:
@@ -411,9 +411,12 @@ def forwards(job: str, impl: Callable[..., Any], *, per_series: bool = False) ->
     return wrap
 
 
-def _check_signature(
+def check_signature(
     where: str, sig: inspect.Signature, table: tuple[Param, ...], per_series: bool
 ) -> None:
+    """Raise ``TypeError`` unless ``sig`` holds every parameter of ``table`` keyword-only, with the
+    table's default and annotation (``per_series``: the batch annotation). Used at import time by
+    :func:`forwards` and by doors that forward on their own (the Airflow operators)."""
     for p in table:
         got = sig.parameters.get(p.name)
         ann = p.per_series_annotation if per_series else p.annotation

@@ -5,9 +5,6 @@ door keeps an explicit signature for its readers and is held against the table h
 single and batch functions, the pandas accessor and polars namespaces, the Airflow operators, the
 CLI flags, the REST (OpenAPI) request models, the SQL macros and the numpydoc parameter blocks.
 Doors are reached through public objects only, so the tests survive module moves.
-
-A door that a sibling part of issue 16 adopts the table in is marked ``xfail(strict=False)`` with
-the owner in the reason; the coordinator drops those marks after merging.
 """
 
 from __future__ import annotations
@@ -261,8 +258,6 @@ def test_operator_constructor_parameters(operators: dict[str, Any], name: str) -
     assert bad == [] and not strays, (bad, strays)
 
 
-@pytest.mark.xfail(reason="the operators document the table's parameters by hand until issue 16 part C adopts it",
-                   strict=False)  # fmt: skip
 @pytest.mark.parametrize("name", ["AnomalyDetectionOperator", "ChangePointOperator"])
 def test_operator_docstrings(operators: dict[str, Any], name: str) -> None:
     assert _doc_mismatches(operators[name]["doc"], operators[name]["job"]) == []
