@@ -146,7 +146,12 @@ def read_chunk(spec: ScanSpec, backend: Backend, bounds: Bounds, keys: Sequence[
     sel += [f"CAST({s.q(v)} AS {backend.double_type}) AS {s.q(f'ad_value_{i}')}" for i, v in enumerate(spec.values)]
     sel += [s.q(c) for c in spec.carry]
     order = ", ".join(s.q(c) for c in [*spec.keys, spec.timestamp])
-    where = f"{s.window(p, bounds.scan_start, bounds.end)} AND {s.key_in(p, keys)}" if keys else "1 = 0"
+    if not keys:
+        where = "1 = 0"
+    elif spec.partitions == 1:  # the chunk is a run of the listed keys in the database's order: read it as a range
+        where = f"{s.window(p, bounds.scan_start, bounds.end)} AND {s.key_range(p, keys[0], keys[-1])}"
+    else:  # a hash partition's keys are scattered over the key order
+        where = f"{s.window(p, bounds.scan_start, bounds.end)} AND {s.key_in(p, keys)}"
     return backend.query_arrow(f"SELECT {', '.join(sel)} FROM {s.source()} WHERE {where} ORDER BY {order}", p.values)
 
 

@@ -75,6 +75,9 @@ class ScanSql:
     def key_in(self, p: Params, keys: Sequence[tuple[Any, ...]], extra: Sequence[str] = ()) -> str:
         return key_in(self.q, [*self.spec.keys, *extra], p, keys)
 
+    def key_range(self, p: Params, first: tuple[Any, ...], last: tuple[Any, ...]) -> str:
+        return key_range(self.q, self.spec.keys, p, first, last)
+
 
 def source_query(backend: Backend, sql: str | None, *, read: bool) -> str:
     """A SELECT as a FROM item; a literal ``%`` doubled where statements use ``%s`` placeholders."""
@@ -96,6 +99,26 @@ def key_in(quote: Any, columns: Sequence[str], p: Params, keys: Sequence[tuple[A
         return f"{cols[0]} IN ({', '.join(p.add(k[0]) for k in keys)})"
     tuples = ", ".join("(" + ", ".join(p.add(v) for v in k) + ")" for k in keys)
     return f"({', '.join(cols)}) IN ({tuples})"
+
+
+def key_range(quote: Any, columns: Sequence[str], p: Params, first: tuple[Any, ...], last: tuple[Any, ...]) -> str:
+    """``first <= key <= last`` in the database's own key order, spelled out lexicographically (every
+    backend reads it; a range scan is much cheaper than a long ``IN`` list), NULL keys left out.
+
+    >>> p = Params("qmark")
+    >>> key_range(ansi_quote, ["a", "b"], p, (1, "x"), (2, "y")), p.values
+    ('"a" IS NOT NULL AND "b" IS NOT NULL AND ("a" > ? OR ("a" = ? AND "b" >= ?)) AND ("a" < ? OR ("a" = ? AND "b" <= ?))', [1, 1, 'x', 2, 2, 'y'])
+    """
+    cols = [quote(k) for k in columns]
+
+    def bound(key: tuple[Any, ...], op: str, i: int = 0) -> str:
+        if i == len(cols) - 1:
+            return f"{cols[i]} {op}= {p.add(key[i])}"
+        return f"{cols[i]} {op} {p.add(key[i])} OR ({cols[i]} = {p.add(key[i])} AND {bound(key, op, i + 1)})"
+
+    not_null = " AND ".join(f"{c} IS NOT NULL" for c in cols)
+    lo, hi = bound(first, ">"), bound(last, "<")
+    return f"{not_null} AND ({lo}) AND ({hi})" if len(cols) > 1 else f"{not_null} AND {lo} AND {hi}"
 
 
 # --------------------------------------------------------------------------- types and DDL
