@@ -8,8 +8,8 @@ percentiles, and stops the server.
 
 Run::
 
-    .venv/bin/python benchmarks/serve.py                       # 10,000 requests, 16 clients, 100 points
-    .venv/bin/python benchmarks/serve.py --requests 2000 --points 500 --workers 2
+    .venv/bin/python -m benchmarks.serve                       # 10,000 requests, 16 clients, 100 points
+    .venv/bin/python -m benchmarks.serve --requests 2000 --points 500 --workers 2
 """
 
 from __future__ import annotations

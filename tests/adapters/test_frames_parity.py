@@ -16,7 +16,7 @@ import pytest
 import ad_pipeline as ad
 from ad_pipeline._frames import CHANGE_POINT_COLUMNS, ENTIRE_COLUMNS, LAST_COLUMNS
 
-from .frames_data import long_columns
+from ..support.frames_data import long_columns
 
 
 def _as_float(a: Any) -> np.ndarray:

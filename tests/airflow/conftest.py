@@ -25,7 +25,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 
-from . import pgserver  # noqa: E402
+from ..support import pgserver  # noqa: E402
 
 _HOME = Path(tempfile.mkdtemp(prefix="ad_airflow_home_"))
 AIRFLOW_ENV = {

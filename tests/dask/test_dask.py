@@ -15,8 +15,8 @@ distributed = pytest.importorskip("distributed")
 
 import ad_pipeline  # noqa: E402,F401  (registers the accessors)
 from ad_pipeline.errors import BadArgument, InvalidSeries  # noqa: E402
-from tests.adapters.frames_data import long_columns  # noqa: E402
-from tests.scale_out_data import KEYS, assert_same_rows, mixed_frame  # noqa: E402
+from tests.support.frames_data import long_columns  # noqa: E402
+from tests.support.scale_out_data import KEYS, assert_same_rows, mixed_frame  # noqa: E402
 
 KINDS = ["detect", "detect_last", "change_points"]
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from ad_pipeline.server import KEYS_ENV, create_app  # noqa: E402
 
-from .server_support import KEY, OTHER_KEY, start_server, stop_server  # noqa: E402
+from ..support.rest_server import KEY, OTHER_KEY, start_server, stop_server  # noqa: E402
 
 
 @pytest.fixture(scope="session")

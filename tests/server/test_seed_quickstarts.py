@@ -21,7 +21,7 @@ import ad_pipeline as ad
 from ad_pipeline.engine.azure.request import parse_request
 from ad_pipeline.server import preview_body
 
-from .server_support import KEY, azure_example_request
+from ..support.rest_server import KEY, azure_example_request
 
 SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
 

@@ -119,10 +119,10 @@ def test_constructor_refusals() -> None:
 
 @pytest.fixture(scope="module")
 def pg_conn_id(mixed: dict[str, np.ndarray]):  # type: ignore[no-untyped-def]
-    """A throwaway PostgreSQL server (tests/airflow/pgserver.py) holding the ``rows`` table."""
+    """A throwaway PostgreSQL server (tests/support/pgserver.py) holding the ``rows`` table."""
     import uuid
 
-    from tests.airflow import pgserver
+    from tests.support import pgserver
 
     if pgserver.find_pg_bin() is None:
         if os.environ.get("CI", "").lower() == "true":

@@ -1,4 +1,7 @@
-"""Helpers of the REST service tests (imported by conftest.py and the test modules)."""
+"""Helpers of the REST service tests: keys, the Azure example request, a real server in a subprocess.
+
+Used by tests/server and the contract suite (tests/test_contract.py).
+"""
 
 from __future__ import annotations
 

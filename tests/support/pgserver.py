@@ -3,7 +3,7 @@
 PostgreSQL refuses to run as root, so when the current user is root the server runs as the
 ``postgres`` OS user (``runuser -u postgres --``) in a temporary directory that user owns.
 
->>> from pgserver import find_pg_bin  # doctest: +SKIP
+>>> from tests.support.pgserver import find_pg_bin  # doctest: +SKIP
 """
 
 from __future__ import annotations
