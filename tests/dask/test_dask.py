@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
@@ -22,20 +21,12 @@ KINDS = ["detect", "detect_last", "change_points"]
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[Any]:
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="1GiB"
-    ) as cluster, distributed.Client(cluster) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
     return mixed_frame(500)
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_500_mixed_series_give_exactly_the_pandas_accessors_rows(client: Any, frame: pd.DataFrame, kind: str) -> None:
+def test_500_mixed_series_give_exactly_the_pandas_accessors_rows(dask_client: Any, frame: pd.DataFrame, kind: str) -> None:
     want = getattr(frame.anomaly, kind)(by=KEYS, errors="coerce")
     lazy = getattr(dd.from_pandas(frame, npartitions=4).anomaly, kind)(by=KEYS, errors="coerce")
     got = lazy.compute()
@@ -46,7 +37,7 @@ def test_500_mixed_series_give_exactly_the_pandas_accessors_rows(client: Any, fr
     assert want["anomaly_error_code"].notna().any()
 
 
-def test_index_and_other_columns_are_kept_and_errors_raise(client: Any) -> None:
+def test_index_and_other_columns_are_kept_and_errors_raise(dask_client: Any) -> None:
     df = pd.DataFrame(long_columns(n_series=5, n_points=40, short_series=True))
     ddf = dd.from_pandas(df, npartitions=3)
     got = ddf.anomaly.detect(["value", "value2"], by="key", errors="coerce", period=12).compute().sort_index()

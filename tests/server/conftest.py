@@ -1,4 +1,4 @@
-"""Fixtures of the REST service tests: an in-process app and a real uvicorn server in a subprocess."""
+"""Fixtures of the REST service tests: an in-process app (the real server, ``live_url``, is in tests/support/sessions.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ pytest.importorskip("uvicorn")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from ad_pipeline.server import KEYS_ENV, create_app  # noqa: E402
+from ad_pipeline.server import create_app  # noqa: E402
 
-from ..support.rest_server import KEY, OTHER_KEY, start_server, stop_server  # noqa: E402
+from ..support.rest_server import KEY, OTHER_KEY  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -25,13 +25,3 @@ def app():
 def client(app) -> Iterator[TestClient]:
     with TestClient(app) as c:
         yield c
-
-
-@pytest.fixture(scope="session")
-def live_url() -> Iterator[str]:
-    """A real uvicorn server on a free loopback port, keys from the environment variable."""
-    proc, url = start_server(env={KEYS_ENV: f"{KEY},{OTHER_KEY}"})
-    try:
-        yield url
-    finally:
-        stop_server(proc)

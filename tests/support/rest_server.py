@@ -12,11 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-from ad_pipeline.server import KEY_HEADER
+from ad_pipeline.server import KEY_HEADER, KEYS_ENV
 
 KEY = "test-key-0123456789"
 OTHER_KEY = "second-key"
 HEADERS = {KEY_HEADER: KEY}
+__all__ = ["GOLDEN", "HEADERS", "KEY", "KEYS_ENV", "OTHER_KEY", "azure_example_request", "start_server", "stop_server"]
 GOLDEN = Path(os.environ.get("AD_PIPELINE_GOLDEN", Path(__file__).resolve().parents[3] / "shared" / "golden"))
 
 # The example series of Azure's last-detect API reference (monthly, 1972-01 .. 1975-12).

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-if "AIRFLOW_HOME" not in os.environ:  # before Airflow is first imported (tests/airflow does the same)
-    _home = tempfile.mkdtemp(prefix="ad_tabular_airflow_")
-    os.environ.update({
-        "AIRFLOW_HOME": _home,
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_home}/airflow.db",
-    })
+from tests.support import airflow_env  # noqa: F401  (the Airflow environment, before Airflow's first import)
 
 pytest.importorskip("airflow.sdk")
 duckdb = pytest.importorskip("duckdb")

@@ -1,0 +1,40 @@
+"""Session fixtures shared by several test folders (a pytest plugin, registered in tests/conftest.py).
+
+- ``live_url``: a real ``ad-pipeline serve`` (uvicorn) on a free loopback port, keys from the
+  environment variable (tests/server, the contract suite);
+- ``dask_client``: a dask.distributed ``LocalCluster`` of two worker processes (tests/dask, the
+  contract suite).
+
+The Spark session lives in ``tests.support.spark_session`` with the cost report of tests/spark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def live_url() -> Iterator[str]:
+    """The base URL of a real server started for the session (stopped at its end)."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("uvicorn")
+    from .rest_server import KEY, KEYS_ENV, OTHER_KEY, start_server, stop_server
+
+    proc, url = start_server(env={KEYS_ENV: f"{KEY},{OTHER_KEY}"})
+    try:
+        yield url
+    finally:
+        stop_server(proc)
+
+
+@pytest.fixture(scope="session")
+def dask_client() -> Iterator[Any]:
+    """A ``distributed.Client`` on a LocalCluster of 2 worker processes x 1 thread, 1 GiB each."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="1GiB"
+    ) as cluster, distributed.Client(cluster) as client:
+        yield client
