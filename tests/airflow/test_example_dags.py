@@ -37,6 +37,13 @@ def test_the_documented_examples_are_all_found() -> None:
     }
 
 
+def test_every_file_of_dags_is_run_or_is_the_data_helper() -> None:
+    """A DAG file whose ``dag_id`` the pattern above misses would silently go untested."""
+    helpers = {"ad_pipeline_demo"}  # builds the demo warehouse the DAGs read; defines no DAG
+    assert {p.stem for p in DAGS.glob("*.py")} == {name for name, _ in EXAMPLES} | helpers
+    assert not any("dag_id" in (DAGS / f"{h}.py").read_text() for h in helpers)
+
+
 def run_states(dag_id: str) -> tuple[list[str], dict[str, str]]:
     """States of every run of ``dag_id`` and of the task instances of its last run, from the DB."""
     db = AIRFLOW_ENV["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///")
