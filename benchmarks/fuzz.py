@@ -565,7 +565,8 @@ class Server:
     """A real ``ad-pipeline serve`` on a free loopback port (its log kept to count ERROR lines)."""
 
     def __init__(self, max_points: int = 10_000) -> None:
-        from benchmarks.serve import free_port, start_server
+        from benchmarks.serve import start_server
+        from tests.support.net import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -6,13 +6,14 @@ Used by tests/server and the contract suite (tests/test_contract.py).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from ad_pipeline.server import KEY_HEADER, KEYS_ENV
+
+from .net import free_port
 
 KEY = "test-key-0123456789"
 OTHER_KEY = "second-key"
@@ -35,12 +36,6 @@ def azure_example_request() -> dict:
         for i, v in enumerate(AZURE_EXAMPLE_VALUES)
     ]
     return {"series": series, "maxAnomalyRatio": 0.25, "sensitivity": 95, "granularity": "monthly"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
