@@ -226,6 +226,29 @@ def door_duckdb(job: str, method: str | None, **_: Any) -> Answers:
     return from_rows(con.sql(sql).df(), job)
 
 
+LIST_FUNCTION = {"entire": "anomaly_detect_list", "last": "anomaly_detect_last_list",
+                 "change_points": "anomaly_change_points_list"}  # fmt: skip
+
+
+def door_duckdb_list(job: str, method: str | None, **_: Any) -> Answers:
+    """The list functions under the macros (docs/duckdb.md), one series per ``GROUP BY`` row."""
+    duckdb = pytest.importorskip("duckdb")
+    import ad_pipeline.duckdb as add
+
+    con = duckdb.connect()
+    add.register(con)
+    frame = long_frame()  # noqa: F841 - read by name below
+    con.execute("CREATE TABLE metrics AS SELECT region, host, ts, value FROM frame")
+    args = "".join(f", {k} := '{v}'" for k, v in params(method).items())
+    per_series = (f"SELECT region, host, list(ts ORDER BY ts) AS t, {LIST_FUNCTION[job]}(list(value ORDER BY ts), "
+                  f"list(ts ORDER BY ts), errors := 'coerce'{args}) AS r FROM metrics GROUP BY region, host")  # fmt: skip
+    if job == "last":
+        sql = f"SELECT region, host, t[-1] AS ts, unnest(r) FROM ({per_series})"
+    else:
+        sql = f"SELECT region, host, unnest(t) AS ts, unnest(r, recursive := true) FROM ({per_series})"
+    return from_rows(con.sql(sql).df(), job)
+
+
 CLI_COMMAND = {"entire": "scan", "last": "last", "change_points": "change-points"}
 
 
@@ -295,8 +318,15 @@ def _without_rest_absent(want: Answers) -> Answers:
 OPERATOR = {"entire": "AnomalyDetectionOperator", "last": "LastPointAnomalyOperator", "change_points": "ChangePointOperator"}
 
 
-def door_airflow(job: str, method: str | None, *, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **_: Any) -> Answers:
-    """The operator's ``execute`` on a DuckDB file; invalid series from the summary it returns."""
+def door_airflow(
+    job: str, method: str | None, *, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int | str = 24 * 8, **_: Any
+) -> Answers:
+    """The operator's ``execute`` on a DuckDB file; invalid series from the summary it returns.
+
+    The last-point operator judges the newest point from the newest ``window`` rows of a series:
+    here every row of the longest series, so that it answers as the engine does on the whole series
+    (its default, ``"suggested"``, is held by ``test_airflow_last_point_judges_the_suggested_window``).
+    """
     from tests.support import airflow_env  # noqa: F401  (before Airflow's first import)
 
     pytest.importorskip("airflow.sdk")
@@ -306,7 +336,7 @@ def door_airflow(job: str, method: str | None, *, tmp_path: Path, monkeypatch: p
     db = tmp_path / "warehouse.duckdb"
     _duckdb_file(db)
     monkeypatch.setenv("AIRFLOW_CONN_CONTRACT_DUCKDB", "duckdb://" + quote(str(db), safe=""))
-    extra: dict[str, Any] = {"window": 24 * 8} if job == "last" else {}  # every point of the longest series
+    extra: dict[str, Any] = {"window": window} if job == "last" else {}
     op = getattr(ada, OPERATOR[job])(
         task_id="contract", conn_id="contract_duckdb", table="metrics", key=KEYS, timestamp="ts", value="value",
         target_table="results", **extra, **params(method),
@@ -344,6 +374,7 @@ DOORS: dict[str, Callable[..., Answers]] = {
     "pandas": door_pandas,
     "polars": door_polars,
     "duckdb_sql": door_duckdb,
+    "duckdb_list": door_duckdb_list,
     "cli": door_cli,
     "rest": door_rest,
     "airflow": door_airflow,
@@ -391,3 +422,20 @@ def test_rest_without_a_granularity_ignores_gaps_as_azure_does(job: str, method:
     """docs/rest.md: the REST default granularity is ``none`` (Azure's), the Python API infers it instead."""
     got = door_rest(job, method, live_url=live_url, granularity=None)
     assert_same(got, _without_rest_absent(reference(job, method, granularity="none")), "rest without granularity")
+
+
+@pytest.mark.parametrize("method", ["azure", "auto"])
+def test_airflow_last_point_judges_the_suggested_window(
+    method: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/airflow.md: with ``window="suggested"`` the newest point is judged from the newest
+    ``suggested_window`` rows of its series (the engine's answer on the whole series says how many)."""
+    want: Answers = {}
+    for key, (ts, values) in SERIES.items():
+        try:
+            w = ad.detect_last(values, ts, method=method).suggested_window
+            want[key] = from_result("last", ad.detect_last(values[-w:], ts[-w:], method=method))
+        except AnomalyDetectorError as err:
+            want[key] = Answer(code=err.code)
+    got = door_airflow("last", method, tmp_path=tmp_path, monkeypatch=monkeypatch, window="suggested")
+    assert_same(got, want, "airflow, window='suggested'")
