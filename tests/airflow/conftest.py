@@ -48,21 +48,6 @@ def airflow_db() -> dict[str, float]:
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[pgserver.PostgresServer]:
-    """A throwaway PostgreSQL server for the session (initdb in a temp dir, stopped at the end)."""
-    if pgserver.find_pg_bin() is None:
-        msg = "PostgreSQL server binaries not found (apt-get install -y postgresql)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{msg}; CI=true requires them.")
-        pytest.skip(msg)
-    server = pgserver.start_postgres()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 class Warehouse:
     """A fresh database for one test: its ``conn_id``, plus helpers to set up and inspect tables."""
 

@@ -3,17 +3,22 @@
 - ``live_url``: a real ``ad-pipeline serve`` (uvicorn) on a free loopback port, keys from the
   environment variable (tests/server, the contract suite);
 - ``dask_client``: a dask.distributed ``LocalCluster`` of two worker processes (tests/dask, the
-  contract suite).
+  contract suite);
+- ``pg_server``: a throwaway PostgreSQL server (tests/airflow, tests/tabular; each test makes its
+  own database in it).
 
 The Spark session lives in ``tests.support.spark_session`` with the cost report of tests/spark.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from . import pgserver
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +43,18 @@ def dask_client() -> Iterator[Any]:
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="1GiB"
     ) as cluster, distributed.Client(cluster) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[pgserver.PostgresServer]:
+    """A throwaway PostgreSQL server for the session (initdb in a temp dir, stopped at the end)."""
+    if pgserver.find_pg_bin() is None:
+        msg = "PostgreSQL server binaries not found (apt-get install -y postgresql)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{msg}; CI=true requires them.")
+        pytest.skip(msg)
+    server = pgserver.start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
