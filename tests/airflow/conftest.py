@@ -19,11 +19,8 @@ from urllib.parse import quote
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-
-from ..support import pgserver  # noqa: E402
-from ..support.airflow_env import AIRFLOW_ENV  # noqa: E402  (sets the environment before Airflow's first import)
+from ..support import pgserver
+from ..support.airflow_env import AIRFLOW_ENV  # sets the environment before Airflow's first import
 
 # --------------------------------------------------------------------------- Airflow metadata DB
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import AIRFLOW_ENV
+from ..support.airflow_env import AIRFLOW_ENV
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 LOGICAL_DATE = "2024-03-01T06:00:00+00:00"
