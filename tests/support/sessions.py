@@ -1,9 +1,9 @@
-"""Session fixtures shared by several test folders (a pytest plugin, registered in tests/conftest.py).
+"""Fixtures of servers and clusters shared by several test folders (a pytest plugin, registered in tests/conftest.py).
 
 - ``live_url``: a real ``ad-pipeline serve`` (uvicorn) on a free loopback port, keys from the
   environment variable (tests/server, the contract suite);
-- ``dask_client``: a dask.distributed ``LocalCluster`` of two worker processes (tests/dask, the
-  contract suite);
+- ``dask_client``: a dask.distributed ``LocalCluster`` of two worker processes, per test module
+  (tests/dask, the contract suite);
 - ``pg_server``: a throwaway PostgreSQL server (tests/airflow, tests/tabular; each test makes its
   own database in it).
 
@@ -35,9 +35,14 @@ def live_url() -> Iterator[str]:
         stop_server(proc)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dask_client() -> Iterator[Any]:
-    """A ``distributed.Client`` on a LocalCluster of 2 worker processes x 1 thread, 1 GiB each."""
+    """A ``distributed.Client`` on a LocalCluster of 2 worker processes x 1 thread, 1 GiB each.
+
+    One per test module, not per session: a live Client is dask's default scheduler (and makes the
+    p2p shuffle the default), which must not reach other tests (the doctest of ``ad_pipeline.dask``
+    computes with ``scheduler="sync"``, where a p2p shuffle fails).
+    """
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="1GiB"
