@@ -1,6 +1,6 @@
 """Helpers of the REST service tests: keys, the Azure example request, a real server in a subprocess.
 
-Used by tests/server and the contract suite (tests/test_contract.py).
+Used by tests/rest and the contract suite (tests/test_contract.py).
 """
 
 from __future__ import annotations

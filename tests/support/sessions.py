@@ -1,7 +1,7 @@
 """Fixtures of servers and clusters shared by several test folders (a pytest plugin, registered in tests/conftest.py).
 
 - ``live_url``: a real ``ad-pipeline serve`` (uvicorn) on a free loopback port, keys from the
-  environment variable (tests/server, the contract suite);
+  environment variable (tests/rest, the contract suite);
 - ``dask_client``: a dask.distributed ``LocalCluster`` of two worker processes, per test module
   (tests/dask, the contract suite);
 - ``pg_server``: a throwaway PostgreSQL server (tests/airflow, tests/tabular; each test makes its
