@@ -1,4 +1,4 @@
-"""Fixtures of the REST service tests: an in-process app (the real server, ``live_url``, is in tests/support/sessions.py)."""
+"""Fixtures of the REST service tests: an in-process app (a real uvicorn server: ``live_url``, tests/support)."""
 
 from __future__ import annotations
 
