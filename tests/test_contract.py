@@ -204,24 +204,30 @@ def door_polars(job: str, method: str | None, **_: Any) -> Answers:
 MACRO = {"entire": "anomaly_detect", "last": "anomaly_detect_last", "change_points": "anomaly_change_points"}
 
 
-def _duckdb_file(path: Path) -> None:
-    import duckdb
-
-    con = duckdb.connect(str(path))
-    frame = long_frame()  # noqa: F841 - read by name below
-    con.execute("CREATE TABLE metrics AS SELECT region, host, ts, value FROM frame")
-    con.close()
-
-
-def door_duckdb(job: str, method: str | None, **_: Any) -> Answers:
+def _duckdb_metrics(path: Path | None = None) -> Any:
+    """A DuckDB connection (a file, or in memory with the functions registered) holding ``metrics``."""
     duckdb = pytest.importorskip("duckdb")
     import ad_pipeline.duckdb as add
 
-    con = duckdb.connect()
-    add.register(con)
+    con = duckdb.connect(str(path) if path else ":memory:")
+    if path is None:
+        add.register(con)
     frame = long_frame()  # noqa: F841 - read by name below
     con.execute("CREATE TABLE metrics AS SELECT region, host, ts, value FROM frame")
-    args = "".join(f", {k} := '{v}'" for k, v in params(method).items())
+    return con
+
+
+def _sql_args(method: str | None) -> str:
+    return "".join(f", {k} := '{v}'" for k, v in params(method).items())
+
+
+def _duckdb_file(path: Path) -> None:
+    _duckdb_metrics(path).close()
+
+
+def door_duckdb(job: str, method: str | None, **_: Any) -> Answers:
+    con = _duckdb_metrics()
+    args = _sql_args(method)
     sql = f"FROM {MACRO[job]}('metrics', key := ['region', 'host'], ts := 'ts', value := 'value', errors := 'coerce'{args})"
     return from_rows(con.sql(sql).df(), job)
 
@@ -232,14 +238,8 @@ LIST_FUNCTION = {"entire": "anomaly_detect_list", "last": "anomaly_detect_last_l
 
 def door_duckdb_list(job: str, method: str | None, **_: Any) -> Answers:
     """The list functions under the macros (docs/duckdb.md), one series per ``GROUP BY`` row."""
-    duckdb = pytest.importorskip("duckdb")
-    import ad_pipeline.duckdb as add
-
-    con = duckdb.connect()
-    add.register(con)
-    frame = long_frame()  # noqa: F841 - read by name below
-    con.execute("CREATE TABLE metrics AS SELECT region, host, ts, value FROM frame")
-    args = "".join(f", {k} := '{v}'" for k, v in params(method).items())
+    con = _duckdb_metrics()
+    args = _sql_args(method)
     per_series = (f"SELECT region, host, list(ts ORDER BY ts) AS t, {LIST_FUNCTION[job]}(list(value ORDER BY ts), "
                   f"list(ts ORDER BY ts), errors := 'coerce'{args}) AS r FROM metrics GROUP BY region, host")  # fmt: skip
     if job == "last":
