@@ -1,12 +1,12 @@
 """End-to-end Airflow operator scan of 1,000,000 rows (1,000 series x 1,000 points) in PostgreSQL.
 
-Starts a throwaway PostgreSQL server (tests/airflow/pgserver.py; needs ``apt-get install postgresql``),
+Starts a throwaway PostgreSQL server (tests/support/pgserver.py; needs ``apt-get install postgresql``),
 fills ``metrics`` server-side, then runs ``AnomalyDetectionOperator.execute()`` -- read (ADBC/Arrow)
 + detect (one engine batch call per chunk) + write -- per write mode: a first run, then ``--reruns``
 of the same interval. Prints rows/s of each run and the median per mode (target: >= 100,000 rows/s),
 the engine's share, and the peak RSS of this process.
 
-    .venv/bin/python benchmarks/airflow_scan.py [--series 1000] [--points 1000] [--chunk-rows 200000] [--reruns 2]
+    .venv/bin/python -m benchmarks.airflow_scan [--series 1000] [--points 1000] [--chunk-rows 200000] [--reruns 2]
                                                 [--no-key-index]
 """
 
@@ -17,13 +17,9 @@ import datetime as dt
 import os
 import resource
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "airflow"))
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="ad_bench_airflow_"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
@@ -59,11 +55,11 @@ def main() -> None:
     args = ap.parse_args()
 
     import numpy as np
-    import pgserver
     import psycopg
 
     import ad_pipeline as ad
     from ad_pipeline.airflow import AnomalyDetectionOperator
+    from tests.support import pgserver
 
     n_rows = args.series * args.points
     server = pgserver.start_postgres()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,13 +35,27 @@ SHARED = ROOT.parent / "shared"
 BENCH = SHARED / "bench"
 
 
-def load_scorer(bench: Path = BENCH) -> Any:
-    """Import ``score.py`` from the shared bench folder."""
-    spec = importlib.util.spec_from_file_location("ad_bench_score", bench / "score.py")
-    assert spec and spec.loader
+def load_shared(filename: str, bench: Path = BENCH) -> Any:
+    """Import a script of the shared bench folder (``score.py``, ``tcpd_score.py``) from its path.
+
+    The one place where benchmarks and tests load code that lives beside the repository rather than
+    in a package (``../shared`` is read-only data with two scoring scripts): no ``sys.path`` edits.
+    """
+    name = "ad_bench_" + Path(filename).stem
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, bench / filename)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {bench / filename}")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses and pickling look their module up here
     spec.loader.exec_module(mod)
     return mod
+
+
+def load_scorer(bench: Path = BENCH) -> Any:
+    """``score.py`` of the shared bench folder (delay-adjusted F1 and the NAB window measures)."""
+    return load_shared("score.py", bench)
 
 
 @dataclass

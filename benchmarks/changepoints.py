@@ -12,7 +12,7 @@ binseg/pelt (normal mean+variance cost, penalty 3 log n on the standardised seri
 false change points per 10,000 points on clean seasonal series with spikes (hourly, 5-minute and
 daily grids, several periods, no change).
 
-    .venv/bin/python benchmarks/changepoints.py [--series 200] [--seed 0] [--no-tcpd]
+    .venv/bin/python -m benchmarks.changepoints [--series 200] [--seed 0] [--no-tcpd]
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import subprocess
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 import ad_pipeline as ad
+from benchmarks.bench_data import BENCH, load_shared
 
 TOLERANCE = 5
 MIN_GAP = 60
@@ -88,15 +88,12 @@ def score(series: list[tuple[np.ndarray, np.ndarray, dict]], **params) -> dict[s
     return {"f1": f1, "precision": precision, "recall": recall, "series": len(series), "changes": n_true}
 
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "bench"
-
-
 def tcpd() -> None:
     """TCPD dev through tcpd_score.py (its own output), then ruptures binseg/pelt on the same series."""
-    subprocess.run([sys.executable, str(SHARED / "tcpd_score.py"), "score", "--settings", "default"], check=True)
-    sys.path.insert(0, str(SHARED))
+    subprocess.run([sys.executable, str(BENCH / "tcpd_score.py"), "score", "--settings", "default"], check=True)
     import ruptures as rpt
-    import tcpd_score as ts
+
+    ts = load_shared("tcpd_score.py")
 
     from ad_pipeline.engine import changepoint as cp
 
@@ -159,10 +156,9 @@ def tcpd_cross_validation() -> None:
     Leave-one-series-out: each series is scored with the grid point that is best on the other 15;
     leave-one-family-out does the same with the quality_control_* series held out together.
     """
-    import tcpd_score as ts
-
     from ad_pipeline.engine import changepoint as cp
 
+    ts = load_shared("tcpd_score.py")
     _, ann, series = ts.load_dataset(ts.DEFAULT_DATA)
     names = sorted(series)
     current = ts.subsets(names)["tcpdbench_current"]

@@ -1,7 +1,7 @@
 """Bad inputs to ``ad-pipeline scan``: the exit status and stderr line of each, then the counts.
 
 Every bad input should exit 2 with one line, and no run may change the scanned table.
-Run: ``python benchmarks/cli_bad_inputs.py`` (in a temporary folder; about a minute).
+Run: ``python -m benchmarks.cli_bad_inputs`` (in a temporary folder; about a minute).
 """
 
 from __future__ import annotations

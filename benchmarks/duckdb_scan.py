@@ -13,9 +13,9 @@
 
 Rows are stored in time order (series interleaved), the worst case for the key-range reads.
 
-    python benchmarks/duckdb_scan.py                                  # full size
-    python benchmarks/duckdb_scan.py --series 1000 --points 500 --scan-series 2000 --scan-points 1000
-    python benchmarks/duckdb_scan.py --skip-scan                      # part 1 only
+    python -m benchmarks.duckdb_scan                                  # full size
+    python -m benchmarks.duckdb_scan --series 1000 --points 500 --scan-series 2000 --scan-points 1000
+    python -m benchmarks.duckdb_scan --skip-scan                      # part 1 only
 """
 
 from __future__ import annotations

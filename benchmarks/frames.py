@@ -13,7 +13,7 @@ call into the engine call it makes and the rest (the conversion overhead, in sec
 is what the adapters control: the engine time changes as the models change, and the faster
 the model the harder the ratio target (``--method auto`` is the fastest model).
 
-Run: python benchmarks/frames.py [--series 10000] [--rows 1000] [--method azure|auto] [--repeat 1]
+Run: python -m benchmarks.frames [--series 10000] [--rows 1000] [--method azure|auto] [--repeat 1]
 """
 
 from __future__ import annotations

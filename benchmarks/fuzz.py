@@ -21,9 +21,9 @@ server's RSS after warm-up and at the end, and its ERROR log lines. Only loopbac
 
 Run::
 
-    .venv/bin/python benchmarks/fuzz.py                        # 100,000+ series, all entry points
-    .venv/bin/python benchmarks/fuzz.py --series 5000 --seed 3 # quicker
-    .venv/bin/python benchmarks/fuzz.py --storm --requests 20000
+    .venv/bin/python -m benchmarks.fuzz                        # 100,000+ series, all entry points
+    .venv/bin/python -m benchmarks.fuzz --series 5000 --seed 3 # quicker
+    .venv/bin/python -m benchmarks.fuzz --storm --requests 20000
 """
 
 from __future__ import annotations
@@ -44,11 +44,9 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import ad_pipeline as ad  # noqa: E402
-from ad_pipeline.engine.granularity import parse_timestamps  # noqa: E402
-from ad_pipeline.errors import AnomalyDetectorError  # noqa: E402
+import ad_pipeline as ad
+from ad_pipeline.engine.granularity import parse_timestamps
+from ad_pipeline.errors import AnomalyDetectorError
 
 SLOW_S = 5.0
 WARM_SERIES = 400
@@ -567,7 +565,8 @@ class Server:
     """A real ``ad-pipeline serve`` on a free loopback port (its log kept to count ERROR lines)."""
 
     def __init__(self, max_points: int = 10_000) -> None:
-        from serve import free_port, start_server
+        from benchmarks.serve import start_server
+        from tests.support.net import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -575,7 +574,7 @@ class Server:
         self.proc = start_server(self.port, max_points, 1, self.log)
 
     async def ready(self) -> None:
-        from serve import wait_ready
+        from benchmarks.serve import wait_ready
 
         await wait_ready(self.url, self.proc)
 
@@ -599,7 +598,7 @@ PATHS = {"entire": "entire", "last": "last", "change_points": "changepoint"}
 
 
 async def _post(client: Any, url: str, kind: str, body: bytes) -> tuple[int, Any, float]:
-    from serve import KEY
+    from benchmarks.serve import KEY
 
     t = time.perf_counter()
     r = await client.post(f"{url}/anomalydetector/v1.1/timeseries/{PATHS[kind]}/detect", content=body,
@@ -664,7 +663,7 @@ async def run_rest(tally: Tally, rng: np.random.Generator, series: list[tuple[Se
 
 async def _cut_upload(port: int, path: str) -> None:
     """Send headers and half a body, then hang up (a client that goes away mid-upload)."""
-    from serve import KEY
+    from benchmarks.serve import KEY
 
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     body = b'{"series": [' + b'{"value": 1.0},' * 200

@@ -6,7 +6,7 @@ the pass count, the failing cases with the reason, and the point-level F1 of our
 ``--strict`` also requires expected values and both margins within 1e-6 (relative) where the
 answers carry them: how replies of another implementation to ``random_requests.py`` are judged.
 
-    .venv/bin/python benchmarks/golden.py [DIR] [--strict]
+    .venv/bin/python -m benchmarks.golden [DIR] [--strict]
 """
 
 from __future__ import annotations

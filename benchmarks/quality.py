@@ -22,25 +22,22 @@ noise, constant + noise; 336 and 1,000 points): flags per point in the first day
 the last day, and last-point alarms of ``detect_last``. With ``--demo``: the ``ad-pipeline demo``
 data (``cli.make_demo_table``, 300 x 1,000 points) and the flags outside its injected anomalies.
 
-    python benchmarks/quality.py                  # the sets (~3-5 minutes on 2 busy cores)
-    python benchmarks/quality.py --no-lofo --sweep
-    python benchmarks/quality.py --sets --clean --demo   # only the clean-data and demo checks
+    python -m benchmarks.quality                  # the sets (~3-5 minutes on 2 busy cores)
+    python -m benchmarks.quality --no-lofo --sweep
+    python -m benchmarks.quality --sets --clean --demo   # only the clean-data and demo checks
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_data import Series, detect_set, load_scorer, load_set, series_counts  # noqa: E402
+from benchmarks.bench_data import Series, detect_set, load_scorer, load_set, series_counts
 
 SETS = ("kpi", "nab", "cmd", "gutentag")
 GRID = {"FAST_WINDOW": (15, 31), "SLOW_SEASONS": (0, 1, 2, 4)}

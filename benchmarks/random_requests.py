@@ -6,11 +6,11 @@ granularities hourly, daily, weekly, monthly, yearly, minutely and secondly (cus
 seasons, steps, flat lines with spikes, 0/1 steps, majority values and many zeros, with spikes;
 gaps; every impute mode but ``fixed``; sensitivities 0-100, ratios 0.01-0.49, V1/V2/V3; 45% last
 detect. Another implementation answers them into files with a ``response`` (camelCase, as the
-recorded cases), and ``benchmarks/golden.py DIR --strict`` judges ours against those answers::
+recorded cases), and ``python -m benchmarks.golden DIR --strict`` judges ours against those answers::
 
-    .venv/bin/python benchmarks/random_requests.py /tmp/requests --count 300 --seed 1
+    .venv/bin/python -m benchmarks.random_requests /tmp/requests --count 300 --seed 1
     # ... answer them with the other implementation into /tmp/answers ...
-    .venv/bin/python benchmarks/golden.py /tmp/answers --strict
+    .venv/bin/python -m benchmarks.golden /tmp/answers --strict
 
 That is how the Azure model was checked against Microsoft's open-source release
 (``docs/azure_model.md``): the release ran in a scratch environment of its own, never as a

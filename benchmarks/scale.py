@@ -17,7 +17,7 @@ It prints the seconds, the pandas / engine ratio (> 1: faster than pandas on one
 (Spark: peak RSS of each Python worker process and of the JVM; Dask: peak RSS of each worker
 process). On a machine shared with other jobs, read the ratios with the load average printed.
 
-Run: python benchmarks/scale.py [--series 10000] [--points 1000] [--arrow-batch 100000] [--skip-spark] [--skip-dask]
+Run: python -m benchmarks.scale [--series 10000] [--points 1000] [--arrow-batch 100000] [--skip-spark] [--skip-dask]
 """
 
 from __future__ import annotations

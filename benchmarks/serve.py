@@ -8,8 +8,8 @@ percentiles, and stops the server.
 
 Run::
 
-    .venv/bin/python benchmarks/serve.py                       # 10,000 requests, 16 clients, 100 points
-    .venv/bin/python benchmarks/serve.py --requests 2000 --points 500 --workers 2
+    .venv/bin/python -m benchmarks.serve                       # 10,000 requests, 16 clients, 100 points
+    .venv/bin/python -m benchmarks.serve --requests 2000 --points 500 --workers 2
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,13 +25,9 @@ import time
 
 import numpy as np
 
+from tests.support.net import free_port
+
 KEY = "bench-key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_bodies(n_bodies: int, points: int, seed: int = 0) -> list[bytes]:

@@ -12,8 +12,8 @@ Prints, for ``--series`` series of ``--points`` hourly points (daily seasonality
 
 Medians over ``--repeats`` runs (the big series runs once). Run from the repository root::
 
-    .venv/bin/python benchmarks/speed.py                      # 10,000 x 1,000, the issue's check
-    .venv/bin/python benchmarks/speed.py --series 500 --big 0   # a quick look
+    .venv/bin/python -m benchmarks.speed                      # 10,000 x 1,000, the issue's check
+    .venv/bin/python -m benchmarks.speed --series 500 --big 0   # a quick look
 """
 
 from __future__ import annotations

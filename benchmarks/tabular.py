@@ -12,8 +12,8 @@ Prints
    memory: the peak extra memory during fit, score and explain, on top of
    the input (RSS growth during each step, sampled), and the process's peak RSS.
 
-    python benchmarks/tabular.py                          # everything at full size
-    python benchmarks/tabular.py --rows 100000 --seeds 20 # smaller table, seed spread
+    python -m benchmarks.tabular                          # everything at full size
+    python -m benchmarks.tabular --rows 100000 --seeds 20 # smaller table, seed spread
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# shared session fixtures: a real REST server, a Dask LocalCluster, the Spark session (tests/support)
+pytest_plugins = ("tests.support.sessions", "tests.support.spark_session")
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 NEEDED = ("golden", "bench/kpi", "bench/nab", "bench/score.py", "tabular/cardio.csv")
 

@@ -1,18 +1,15 @@
 """Fixtures for the Airflow provider tests: a throwaway PostgreSQL server, DuckDB files, an Airflow home.
 
-Airflow reads its configuration when first imported, so the environment is set here, at import
-time of this conftest (before any test module imports Airflow): a temporary ``AIRFLOW_HOME`` with a
-SQLite metadata database and ``dags/`` of the repository as the DAGs folder.
+Airflow reads its configuration when first imported: ``tests.support.airflow_env``, imported here
+(before any test module imports Airflow), sets a temporary ``AIRFLOW_HOME`` with a SQLite metadata
+database and ``dags/`` of the repository as the DAGs folder.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,26 +19,8 @@ from urllib.parse import quote
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-
-from . import pgserver  # noqa: E402
-
-_HOME = Path(tempfile.mkdtemp(prefix="ad_airflow_home_"))
-AIRFLOW_ENV = {
-    "AIRFLOW_HOME": str(_HOME),
-    "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
-    "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(_HOME / "logs"),
-    "AD_PIPELINE_DEMO_DUCKDB": str(_HOME / "demo.duckdb"),
-    # the in-process execution API validates tokens with this secret (generated once otherwise,
-    # which does not happen when operators ran outside a task runner first)
-    "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
-}
-os.environ.update(AIRFLOW_ENV)
-atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
-
+from ..support import pgserver
+from ..support.airflow_env import AIRFLOW_ENV  # sets the environment before Airflow's first import
 
 # --------------------------------------------------------------------------- Airflow metadata DB
 
@@ -64,21 +43,6 @@ def airflow_db() -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- PostgreSQL
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[pgserver.PostgresServer]:
-    """A throwaway PostgreSQL server for the session (initdb in a temp dir, stopped at the end)."""
-    if pgserver.find_pg_bin() is None:
-        msg = "PostgreSQL server binaries not found (apt-get install -y postgresql)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{msg}; CI=true requires them.")
-        pytest.skip(msg)
-    server = pgserver.start_postgres()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class Warehouse:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import AIRFLOW_ENV
+from ..support.airflow_env import AIRFLOW_ENV
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 LOGICAL_DATE = "2024-03-01T06:00:00+00:00"
@@ -35,6 +35,13 @@ def test_the_documented_examples_are_all_found() -> None:
     assert {"daily_scan_duckdb", "hourly_last_point_postgres", "partitioned_scan_postgres"} <= {
         name for name, _ in EXAMPLES
     }
+
+
+def test_every_file_of_dags_is_run_or_is_the_data_helper() -> None:
+    """A DAG file whose ``dag_id`` the pattern above misses would silently go untested."""
+    helpers = {"ad_pipeline_demo"}  # builds the demo warehouse the DAGs read; defines no DAG
+    assert {p.stem for p in DAGS.glob("*.py")} == {name for name, _ in EXAMPLES} | helpers
+    assert not any("dag_id" in (DAGS / f"{h}.py").read_text() for h in helpers)
 
 
 def run_states(dag_id: str) -> tuple[list[str], dict[str, str]]:

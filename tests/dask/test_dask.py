@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
@@ -15,18 +14,10 @@ distributed = pytest.importorskip("distributed")
 
 import ad_pipeline  # noqa: E402,F401  (registers the accessors)
 from ad_pipeline.errors import BadArgument, InvalidSeries  # noqa: E402
-from tests.adapters.frames_data import long_columns  # noqa: E402
-from tests.scale_out_data import KEYS, assert_same_rows, mixed_frame  # noqa: E402
+from tests.support.frames_data import long_columns  # noqa: E402
+from tests.support.scale_out_data import KEYS, assert_same_rows, mixed_frame  # noqa: E402
 
 KINDS = ["detect", "detect_last", "change_points"]
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[Any]:
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="1GiB"
-    ) as cluster, distributed.Client(cluster) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +26,7 @@ def frame() -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_500_mixed_series_give_exactly_the_pandas_accessors_rows(client: Any, frame: pd.DataFrame, kind: str) -> None:
+def test_500_mixed_series_give_exactly_the_pandas_accessors_rows(dask_client: Any, frame: pd.DataFrame, kind: str) -> None:
     want = getattr(frame.anomaly, kind)(by=KEYS, errors="coerce")
     lazy = getattr(dd.from_pandas(frame, npartitions=4).anomaly, kind)(by=KEYS, errors="coerce")
     got = lazy.compute()
@@ -46,7 +37,7 @@ def test_500_mixed_series_give_exactly_the_pandas_accessors_rows(client: Any, fr
     assert want["anomaly_error_code"].notna().any()
 
 
-def test_index_and_other_columns_are_kept_and_errors_raise(client: Any) -> None:
+def test_index_and_other_columns_are_kept_and_errors_raise(dask_client: Any) -> None:
     df = pd.DataFrame(long_columns(n_series=5, n_points=40, short_series=True))
     ddf = dd.from_pandas(df, npartitions=3)
     got = ddf.anomaly.detect(["value", "value2"], by="key", errors="coerce", period=12).compute().sort_index()

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import ad_pipeline as ad
 from ad_pipeline.engine.auto import documented_false_alarm_rate, threshold
-
-BENCH_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCH_DIR))
-from bench_data import BENCH, detect_set, load_scorer, load_set, score_set  # noqa: E402
+from benchmarks.bench_data import BENCH, detect_set, load_scorer, load_set, score_set
 
 needs_bench = pytest.mark.skipif(not (BENCH / "score.py").exists(), reason="../shared/bench is not beside the repo")
 

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import ad_pipeline as ad
 from ad_pipeline.engine.changepoint import DEFAULT_THRESHOLD, default_window
-
-_BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "changepoints.py"
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("_changepoint_bench", _BENCH)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from benchmarks import changepoints as bench_cp
 
 
 def _step(n: int = 200, at: int = 100, size: float = 8.0, seed: int = 0) -> np.ndarray:
@@ -29,31 +17,28 @@ def _step(n: int = 200, at: int = 100, size: float = 8.0, seed: int = 0) -> np.n
 
 
 def test_f1_on_synthetic_level_shifts_and_trend_changes() -> None:
-    bench = _bench()
-    series = bench.make_series(40, seed=2024)
+    series = bench_cp.make_series(40, seed=2024)
     assert len(series) >= 30
     assert all(np.diff(truth).min() >= 60 for _, truth, _ in series if len(truth) > 1)
-    s = bench.score(series)
+    s = bench_cp.score(series)
     assert s["f1"] >= 0.9, s
 
 
 def test_f1_with_missing_points() -> None:
-    bench = _bench()
     rng = np.random.default_rng(5)
     series = []
-    for x, truth, params in bench.make_series(30, seed=77):
+    for x, truth, params in bench_cp.make_series(30, seed=77):
         x = x.copy()
         x[rng.random(len(x)) < 0.1] = np.nan
         series.append((x, truth, params))
-    s = bench.score(series)
+    s = bench_cp.score(series)
     assert s["f1"] >= 0.9, s
 
 
 def test_match_counts_each_true_change_once() -> None:
-    bench = _bench()
-    assert bench.match(np.array([98, 100, 103]), np.array([100])) == 1
-    assert bench.match(np.array([94]), np.array([100])) == 0
-    assert bench.match(np.array([95, 165]), np.array([100, 160])) == 2
+    assert bench_cp.match(np.array([98, 100, 103]), np.array([100])) == 1
+    assert bench_cp.match(np.array([94]), np.array([100])) == 0
+    assert bench_cp.match(np.array([95, 165]), np.array([100, 160])) == 2
 
 
 def test_single_level_shift_found_exactly() -> None:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from benchmarks.golden import GOLDEN_DIR, load_cases, run_case  # noqa: E402
+from benchmarks.golden import GOLDEN_DIR, load_cases, run_case
 
 CASES = load_cases(GOLDEN_DIR) if GOLDEN_DIR.is_dir() else []
 

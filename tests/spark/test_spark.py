@@ -14,9 +14,9 @@ pytest.importorskip("pyspark")
 import ad_pipeline  # noqa: E402,F401  (registers df.anomaly)
 from ad_pipeline import spark as ads  # noqa: E402
 from ad_pipeline.errors import BadArgument  # noqa: E402
-from tests.adapters.frames_data import long_columns  # noqa: E402
-from tests.scale_out_data import KEYS, assert_same_rows, mixed_frame  # noqa: E402
-from tests.spark.conftest import ARROW_BATCH_ROWS  # noqa: E402
+from tests.support.frames_data import long_columns  # noqa: E402
+from tests.support.scale_out_data import KEYS, assert_same_rows, mixed_frame  # noqa: E402
+from tests.support.spark_session import ARROW_BATCH_ROWS  # noqa: E402
 
 KINDS = ["detect", "detect_last", "change_points"]
 

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-if "AIRFLOW_HOME" not in os.environ:  # before Airflow is first imported (tests/airflow does the same)
-    _home = tempfile.mkdtemp(prefix="ad_tabular_airflow_")
-    os.environ.update({
-        "AIRFLOW_HOME": _home,
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_home}/airflow.db",
-    })
+from tests.support import airflow_env  # noqa: F401  (the Airflow environment, before Airflow's first import)
 
 pytest.importorskip("airflow.sdk")
 duckdb = pytest.importorskip("duckdb")
@@ -118,34 +111,30 @@ def test_constructor_refusals() -> None:
 
 
 @pytest.fixture(scope="module")
-def pg_conn_id(mixed: dict[str, np.ndarray]):  # type: ignore[no-untyped-def]
-    """A throwaway PostgreSQL server (tests/airflow/pgserver.py) holding the ``rows`` table."""
+def pg_conn_id(pg_server, mixed: dict[str, np.ndarray]):  # type: ignore[no-untyped-def]
+    """A database of the session's PostgreSQL server (tests/support/sessions.py) holding the ``rows`` table."""
     import uuid
 
-    from tests.airflow import pgserver
-
-    if pgserver.find_pg_bin() is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("PostgreSQL server binaries not found; CI=true requires them.")
-        pytest.skip("PostgreSQL server binaries not found (apt-get install -y postgresql)")
     psycopg = pytest.importorskip("psycopg")
-    server = pgserver.start_postgres()
+    db = f"tabular_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server.conninfo, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{db}"')
+    dsn = f"postgresql://{pg_server.user}@{pg_server.host}:{pg_server.port}/{db}"
+    with psycopg.connect(dsn, autocommit=True) as con:
+        con.execute('CREATE TABLE "rows" (id BIGINT, a DOUBLE PRECISION, b DOUBLE PRECISION, color TEXT, '
+                    "label INTEGER)")
+        with con.cursor() as cur:
+            cur.executemany(
+                'INSERT INTO "rows" VALUES (%s, %s, %s, %s, %s)',
+                [(i, None if np.isnan(mixed["a"][i]) else float(mixed["a"][i]), float(mixed["b"][i]),
+                  mixed["color"][i], 0) for i in range(300)],
+            )
+    conn_id = f"pg_{uuid.uuid4().hex[:8]}"
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = f"postgres://{pg_server.user}@{pg_server.host}:{pg_server.port}/{db}"
     try:
-        dsn = f"postgresql://{server.user}@{server.host}:{server.port}/postgres"
-        with psycopg.connect(dsn, autocommit=True) as con:
-            con.execute('CREATE TABLE "rows" (id BIGINT, a DOUBLE PRECISION, b DOUBLE PRECISION, color TEXT, '
-                        "label INTEGER)")
-            with con.cursor() as cur:
-                cur.executemany(
-                    'INSERT INTO "rows" VALUES (%s, %s, %s, %s, %s)',
-                    [(i, None if np.isnan(mixed["a"][i]) else float(mixed["a"][i]), float(mixed["b"][i]),
-                      mixed["color"][i], 0) for i in range(300)],
-                )
-        conn_id = f"pg_{uuid.uuid4().hex[:8]}"
-        os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = f"postgres://{server.user}@{server.host}:{server.port}/postgres"
         yield conn_id, dsn
     finally:
-        server.stop()
+        del os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"]
 
 
 def test_postgres_target_and_write_back(pg_conn_id, mixed: dict[str, np.ndarray]) -> None:  # type: ignore[no-untyped-def]

@@ -21,7 +21,7 @@ import ad_pipeline as ad
 from ad_pipeline.rest import preview_body
 from ad_pipeline.rest.request import parse_request
 
-from .server_support import KEY, azure_example_request
+from ..support.rest_server import KEY, azure_example_request
 
 SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
 

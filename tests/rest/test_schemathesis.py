@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 
 from ad_pipeline.rest import create_app  # noqa: E402
 
-from .server_support import HEADERS, KEY  # noqa: E402
+from ..support.rest_server import HEADERS, KEY  # noqa: E402
 
 # small series keep each example cheap; the engine still sees every field the schema allows
 APP = create_app(keys={KEY}, max_points=300)

@@ -10,7 +10,7 @@ import requests
 
 from ad_pipeline.rest import KEY_HEADER, KEYS_ENV, build_parser
 
-from .server_support import azure_example_request, start_server, stop_server
+from ..support.rest_server import azure_example_request, start_server, stop_server
 
 LAST = "/anomalydetector/v1.1/timeseries/last/detect"
 

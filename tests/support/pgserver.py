@@ -3,7 +3,7 @@
 PostgreSQL refuses to run as root, so when the current user is root the server runs as the
 ``postgres`` OS user (``runuser -u postgres --``) in a temporary directory that user owns.
 
->>> from pgserver import find_pg_bin  # doctest: +SKIP
+>>> from tests.support.pgserver import find_pg_bin  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .net import free_port
+
 
 def find_pg_bin() -> Path | None:
     """The newest ``/usr/lib/postgresql/*/bin`` holding ``initdb`` and ``pg_ctl`` (or PATH), else None."""
@@ -29,12 +31,6 @@ def find_pg_bin() -> Path | None:
         return Path(cands[-1]).parent
     initdb = shutil.which("initdb")
     return Path(initdb).parent if initdb else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -96,7 +92,7 @@ def start_postgres(*, fsync: bool = False) -> PostgresServer:
         as_user = ("runuser", "-u", "postgres", "--")
         user = "postgres"
     os.chmod(root, 0o700)
-    port = _free_port()
+    port = free_port()
     server = PostgresServer(bin_dir=bin_dir, root=root, port=port, user=user, _as_user=as_user)
     data = root / "data"
     try:

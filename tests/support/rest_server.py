@@ -1,19 +1,24 @@
-"""Helpers of the REST service tests (imported by conftest.py and the test modules)."""
+"""Helpers of the REST service tests: keys, the Azure example request, a real server in a subprocess.
+
+Used by tests/rest and the contract suite (tests/test_contract.py).
+"""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from ad_pipeline.rest import KEY_HEADER
+from ad_pipeline.rest import KEY_HEADER, KEYS_ENV
+
+from .net import free_port
 
 KEY = "test-key-0123456789"
 OTHER_KEY = "second-key"
 HEADERS = {KEY_HEADER: KEY}
+__all__ = ["GOLDEN", "HEADERS", "KEY", "KEYS_ENV", "OTHER_KEY", "azure_example_request", "start_server", "stop_server"]
 GOLDEN = Path(os.environ.get("AD_PIPELINE_GOLDEN", Path(__file__).resolve().parents[3] / "shared" / "golden"))
 
 # The example series of Azure's last-detect API reference (monthly, 1972-01 .. 1975-12).
@@ -31,12 +36,6 @@ def azure_example_request() -> dict:
         for i, v in enumerate(AZURE_EXAMPLE_VALUES)
     ]
     return {"series": series, "maxAnomalyRatio": 0.25, "sensitivity": 95, "granularity": "monthly"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:

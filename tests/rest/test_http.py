@@ -12,7 +12,7 @@ import ad_pipeline as ad
 from ad_pipeline.rest import KEY_HEADER, create_app, load_keys
 from ad_pipeline.rest.request import parse_request
 
-from .server_support import HEADERS, KEY, OTHER_KEY, azure_example_request
+from ..support.rest_server import HEADERS, KEY, OTHER_KEY, azure_example_request
 
 ENTIRE = "/anomalydetector/v1.1/timeseries/entire/detect"
 LAST = "/anomalydetector/v1.1/timeseries/last/detect"

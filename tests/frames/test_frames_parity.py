@@ -16,7 +16,7 @@ import pytest
 import ad_pipeline as ad
 from ad_pipeline.engine.result import column_attributes
 
-from .frames_data import long_columns
+from ..support.frames_data import long_columns
 
 ENTIRE_COLUMNS = column_attributes("entire")
 LAST_COLUMNS = column_attributes("last")

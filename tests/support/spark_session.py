@@ -1,9 +1,10 @@
-"""One ``local[2]`` SparkSession for the whole test session, and what the Spark tests cost.
+"""One ``local[2]`` SparkSession for the whole test session (tests/spark and the contract suite), and what
+the Spark tests cost (a pytest plugin, registered in tests/conftest.py).
 
-The session is small on purpose (CI budget: under 60 s and 1.5 GB for this folder): 512 MB
+The session is small on purpose (CI budget: under 60 s and 1.5 GB for tests/spark): 512 MB
 driver heap, 4 shuffle partitions, no UI, AQE partition coalescing off (it left one core idle
 with UDF-heavy stages), Arrow batches of 200 rows (so that long test series straddle batches).
-At the end pytest prints the wall time of the tests in this folder and the peak memory of the
+At the end pytest prints the wall time of the tests in tests/spark and the peak memory of the
 JVM, its Python workers and the growth of the test process since the session started, together
 (summed PSS: shared pages counted once).
 """
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 
 ARROW_BATCH_ROWS = 200
-_HERE = Path(__file__).resolve().parent
+_HERE = Path(__file__).resolve().parents[1] / "spark"  # the folder whose tests are costed
 _COST: dict[str, Any] = {"seconds": 0.0, "sampler": None}
 
 
@@ -139,7 +140,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     sampler = _COST["sampler"]
-    if sampler is None:
+    if sampler is None or not _COST["seconds"]:  # no session, or no test of tests/spark ran
         return
     parts = ", ".join(f"{k} {v / 1024:.0f} MB" for k, v in sampler.parts.items())
     cpu = sum(sampler.cpu.values()) + sum(os.times()[:2]) - sampler.cpu_base

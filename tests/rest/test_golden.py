@@ -11,7 +11,7 @@ import requests
 import ad_pipeline as ad
 from ad_pipeline.rest.request import parse_request
 
-from .server_support import GOLDEN, HEADERS
+from ..support.rest_server import GOLDEN, HEADERS
 
 CASES = sorted(GOLDEN.glob("*.json")) if GOLDEN.is_dir() else []
 CASES = [p for p in CASES if p.name != "LICENSE.txt"]

@@ -13,7 +13,7 @@ import pytest
 import ad_pipeline as ad
 from ad_pipeline.errors import BadArgument, InvalidGranularity, InvalidSeries
 
-from .frames_data import long_columns
+from ..support.frames_data import long_columns
 
 RESULTS = [
     "is_anomaly", "is_positive_anomaly", "is_negative_anomaly", "expected_value", "lower_boundary",

@@ -8,7 +8,7 @@ import pytest
 
 from ad_pipeline.errors import BadArgument, InvalidSeries
 
-from .frames_data import long_columns
+from ..support.frames_data import long_columns
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from .server_support import HEADERS, KEY, start_server, stop_server
+from ..support.rest_server import HEADERS, KEY, start_server, stop_server
 
 ENTIRE = "/anomalydetector/v1.1/timeseries/entire/detect"
 LAST = "/anomalydetector/v1.1/timeseries/last/detect"

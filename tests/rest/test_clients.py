@@ -19,7 +19,7 @@ import requests  # noqa: E402
 
 import ad_pipeline as ad
 
-from .server_support import KEY, azure_example_request
+from ..support.rest_server import KEY, azure_example_request
 
 
 def send_request(endpoint, url, subscription_key, request_data):
