@@ -81,7 +81,7 @@ class InvalidPeriod(AnomalyDetectorError):
 
 
 class InvalidModelArgument(AnomalyDetectorError):
-    """A model parameter (sensitivity, max_anomaly_ratio, ...) is out of range."""
+    """A model parameter (one of ``engine/params.py``'s table) is out of range."""
 
     code = "InvalidModelArgument"
 

@@ -3,9 +3,9 @@
 --   SELECT key, anomaly_detect_list(list(value ORDER BY ts), list(ts ORDER BY ts), sensitivity := 95)
 --   FROM metrics GROUP BY key;
 --
--- Every parameter left NULL takes the engine's default (sensitivity 99, max_anomaly_ratio 0.25,
--- impute_mode 'auto', boundary_version 'V1', method 'azure'; granularity inferred from the
--- timestamps, period detected). `key` only labels the series in error messages.
+-- Every parameter left NULL takes the engine's default (the parameter table, ad_pipeline/engine/params.py;
+-- docs/engine.md lists it): granularity inferred from the timestamps, period detected, ...
+-- `key` only labels the series in error messages.
 -- errors := 'coerce' turns an invalid series into NULL results plus anomaly_error_code/anomaly_error.
 -- The __ad_* functions are vectorized Arrow UDFs registered by ad_pipeline.duckdb.register().
 
