@@ -31,6 +31,7 @@ import pandas as pd
 import pytest
 
 import ad_pipeline as ad
+from ad_pipeline.engine.result import column_attributes, columns_for
 from ad_pipeline.errors import AnomalyDetectorError
 
 KEYS = ["region", "host"]
@@ -65,24 +66,10 @@ def _series() -> dict[Key, tuple[np.ndarray, np.ndarray]]:
 
 SERIES = _series()
 
-# The result columns of docs/dataframes.md, docs/duckdb.md, docs/cli.md and docs/airflow.md, and the
-# engine result attribute each one holds.
-COLUMNS: dict[str, dict[str, str]] = {
-    "entire": {
-        "is_anomaly": "is_anomaly", "is_positive_anomaly": "is_positive_anomaly",
-        "is_negative_anomaly": "is_negative_anomaly", "expected_value": "expected_values",
-        "lower_boundary": "lower_boundaries", "upper_boundary": "upper_boundaries",
-        "lower_margin": "lower_margins", "upper_margin": "upper_margins", "severity": "severity", "period": "period",
-    },
-    "last": {
-        "is_anomaly": "is_anomaly", "is_positive_anomaly": "is_positive_anomaly",
-        "is_negative_anomaly": "is_negative_anomaly", "expected_value": "expected_value",
-        "lower_boundary": "lower_boundary", "upper_boundary": "upper_boundary", "lower_margin": "lower_margin",
-        "upper_margin": "upper_margin", "severity": "severity", "period": "period",
-        "suggested_window": "suggested_window",
-    },
-    "change_points": {"is_change_point": "is_change_point", "change_point_confidence": "confidence_scores"},
-}  # fmt: skip
+# The result columns of every door and the engine result attribute each one holds (the one
+# result-column table, engine/result.py; docs/dataframes.md and the others list the same).
+JOBS = ("entire", "last", "change_points")
+COLUMNS: dict[str, dict[str, str]] = {job: column_attributes(job) for job in JOBS}
 FLAGS = {"is_anomaly", "is_positive_anomaly", "is_negative_anomaly", "is_change_point", "period", "suggested_window"}
 ENGINE = {"entire": ad.detect_entire, "last": ad.detect_last, "change_points": ad.detect_change_points}
 BATCH = {"entire": ad.detect_entire_batch, "last": ad.detect_last_batch, "change_points": ad.detect_change_points_batch}
@@ -268,13 +255,9 @@ def door_cli(job: str, method: str | None, *, tmp_path: Path, **_: Any) -> Answe
 
 
 REST_PATH = {"entire": "entire", "last": "last", "change_points": "changepoint"}
-REST_NAMES = {
-    "expectedValues": "expected_value", "upperMargins": "upper_margin", "lowerMargins": "lower_margin",
-    "isAnomaly": "is_anomaly", "isPositiveAnomaly": "is_positive_anomaly", "isNegativeAnomaly": "is_negative_anomaly",
-    "severity": "severity", "period": "period", "expectedValue": "expected_value", "upperMargin": "upper_margin",
-    "lowerMargin": "lower_margin", "suggestedWindow": "suggested_window", "isChangePoint": "is_change_point",
-    "confidenceScores": "change_point_confidence",
-}  # fmt: skip
+REST_NAMES = {  # Azure's JSON field -> result column
+    name: c.name for job in JOBS for c in columns_for(job) if (name := c.azure_name(job)) is not None
+}
 
 
 def door_rest(job: str, method: str | None, *, live_url: str, granularity: str | None = "hourly", **_: Any) -> Answers:

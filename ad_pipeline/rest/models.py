@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..engine.params import PARAM_BY_NAME, Param, params_for
+from .request import ABSENT
 
 __all__ = [
     "TimeSeriesPoint",
@@ -46,7 +47,8 @@ def _value_type(p: Param) -> Any:
 def _field(p: Param) -> tuple[Any, Any]:
     """``p`` as an optional request field: absent = the engine's default."""
     bounds = {_BOUNDS[k]: v for k, v in p.json_schema.items() if k in _BOUNDS}
-    return _value_type(p) | None, Field(None, description=p.doc, **bounds)
+    doc = ABSENT[p.name][1] if p.name in ABSENT else p.doc
+    return _value_type(p) | None, Field(None, description=doc, **bounds)
 
 
 def _param_fields(job: str, skip: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..engine.params import params_for
+from ..engine.params import GRANULARITIES, params_for
 from ..errors import BadArgument
 
 # camelCase request field -> engine parameter, from engine/params.py's table ("method" is
@@ -39,6 +39,17 @@ def _check_scalar(field: str, value: Any) -> None:
         raise BadArgument(
             f"The {field!r} field must be a single number or string, got a JSON {'array' if isinstance(value, list) else 'object'}: {value!r:.60}."
         )
+
+
+#: the omitted fields whose meaning differs from the engine's default: (the value they take, how the
+#: OpenAPI schema describes them). The service laid no grid when granularity was omitted.
+ABSENT: dict[str, tuple[Any, str]] = {
+    "granularity": (
+        "none",
+        f"The grid of the timestamps: one of {', '.join(GRANULARITIES)}. Absent: 'none', as the service "
+        "(the timestamps only order the points).",
+    ),
+}
 
 
 def parse_request(
@@ -104,5 +115,6 @@ def parse_request(
         kwargs["impute_mode"] = _FILL_UP.get(mode.lower(), mode) if isinstance(mode, str) else mode
     if "fixedValue" in body and "impute_fixed_value" not in kwargs:
         kwargs["impute_fixed_value"] = body["fixedValue"]
-    kwargs.setdefault("granularity", "none")
+    for name, (value, _) in ABSENT.items():
+        kwargs.setdefault(name, value)
     return values, (stamps or None), kwargs
