@@ -65,36 +65,54 @@ def detect_chunk(
     data = _frame(spec, ts, values, offs, key_of_row)
     if spec.kind == "entire":
         cols = {c.name: c for c in run_detect(data, errors="coerce", **spec.params)}
-        flag = "is_anomaly"
     else:
         cols = {c.name: c for c in run_change_points(data, errors="coerce", **spec.params)}
-        flag = "is_change_point"
-    keep = np.ones(len(ts), dtype=bool) if bounds.write_start64 is None else ts >= bounds.write_start64
-    rows = np.flatnonzero(keep)
     starts = offs[:-1]
-    base = {spec.keys[j]: key_cols[j].take(pa.array(rows)) for j in range(nk)}
-    base[spec.timestamp] = tbl.column(nk).take(pa.array(rows))
+    _report_invalids(spec, summary, cols, starts, key_at)
+    rows = np.flatnonzero(np.ones(len(ts), dtype=bool) if bounds.write_start64 is None else ts >= bounds.write_start64)
+    out, _ = _rows_out(spec, tbl, values, cols, rows, rows, summary)
+    return _with_meta(out, spec.run_id, detected_at)
+
+
+def _report_invalids(spec: ScanSpec, summary: ScanSummary, cols: dict[str, Column], rows: np.ndarray,
+                     key_at: Callable[[int], tuple[Any, ...]]) -> None:
+    """Report each invalid series (one result row per series in ``rows``: its first row, or its newest)."""
+    for vcol in spec.values:
+        pre = f"{vcol}_" if len(spec.values) > 1 else ""
+        code, msg = cols[pre + "anomaly_error_code"], cols[pre + "anomaly_error"]
+        for r in rows[code.mask[rows]] if code.mask is not None else []:
+            _report_invalid(spec, summary, key_at(r), vcol, code.values[r], msg.values[r])
+
+
+def _rows_out(spec: ScanSpec, tbl: pa.Table, values: dict[str, np.ndarray], cols: dict[str, Column],
+              res_rows: np.ndarray, tbl_rows: np.ndarray, summary: ScanSummary) -> tuple[pa.Table, list[pa.Array]]:
+    """The rows to write: the keys and timestamp of the chunk's ``tbl_rows`` with each value column's results at
+    ``res_rows`` (side by side and prefixed for write-back; one block of rows per value column, with
+    ``metric`` and ``value``, for a results table). Counts points and flags into ``summary``; returns the
+    table and each value column's flags."""
+    nk, nv = len(spec.keys), len(spec.values)
+    flag = "is_change_point" if spec.kind == "change_points" else "is_anomaly"
+    take = pa.array(tbl_rows)
+    base = {spec.keys[j]: tbl.column(j).take(take) for j in range(nk)}
+    base[spec.timestamp] = tbl.column(nk).take(take)
     names = [name for name, _ in result_columns(spec.kind)]
-    parts, side_by_side = [], {}
+    parts, side_by_side, flags = [], {}, []
     for vcol in spec.values:
         pre = f"{vcol}_" if nv > 1 else ""
-        code, msg = cols[pre + "anomaly_error_code"], cols[pre + "anomaly_error"]
-        for s in np.flatnonzero(code.mask[starts]) if code.mask is not None else []:
-            _report_invalid(spec, summary, key_at(starts[s]), vcol, code.values[starts[s]], msg.values[starts[s]])
-        flags = _arrow(cols[pre + flag], flag, rows)
-        summary.points += len(rows)
-        summary.anomalies += int(pc.sum(flags).as_py() or 0)
-        result = {n: _arrow(cols[pre + n], n, rows) for n in names}
+        result = {n: _arrow(cols[pre + n], n, res_rows) for n in names}
+        flags.append(result[flag])
+        summary.points += len(res_rows)
+        summary.anomalies += int(pc.sum(result[flag]).as_py() or 0)
         if spec.write_back:
             side_by_side.update({pre + n: a for n, a in result.items()})
         else:
             t = dict(base)
             if nv > 1:
-                t["metric"] = pa.repeat(pa.scalar(vcol), len(rows))
-            t["value"] = pa.array(values[vcol][rows], mask=np.isnan(values[vcol][rows]))
+                t["metric"] = pa.repeat(pa.scalar(vcol), len(tbl_rows))
+            v = values[vcol][tbl_rows]
+            t["value"] = pa.array(v, mask=np.isnan(v))
             parts.append(pa.table({**t, **result}))
-    out = pa.table({**base, **side_by_side}) if spec.write_back else pa.concat_tables(parts)
-    return _with_meta(out, spec.run_id, detected_at)
+    return (pa.table({**base, **side_by_side}) if spec.write_back else pa.concat_tables(parts)), flags
 
 
 def _report_invalid(spec: ScanSpec, summary: ScanSummary, key: tuple[Any, ...], vcol: str, code: Any, msg: Any) -> None:
@@ -120,42 +138,20 @@ def _detect_last_chunk(
 ) -> pa.Table:
     """The newest point of each series, judged from its last ``window`` points (``"suggested"``: its
     ``suggested_window``, the longest among several value columns) in ONE engine call."""
-    nk, nv = len(spec.keys), len(spec.values)
-    pre = {v: (f"{v}_" if nv > 1 else "") for v in spec.values}
     data = _frame(spec, ts, values, offs, key_of_row)
     newest, cols = run_last(data, errors="coerce", window=spec.last_window, **spec.params)  # rows of the chunk
+    by = {c.name: c for c in cols}
+    _report_invalids(spec, summary, by, np.arange(len(newest)), lambda s: key_at(newest[s]))
     in_window = np.ones(len(newest), dtype=bool)
     if bounds.write_start64 is not None:
         in_window = ts[newest] >= bounds.write_start64
-    summary.stale_series += int(nv * np.count_nonzero(~in_window))
+    summary.stale_series += int(len(spec.values) * np.count_nonzero(~in_window))
     sel = np.flatnonzero(in_window)
-    take = pa.array(newest[sel])
-    by = {c.name: c for c in cols}
-    base = {spec.keys[j]: tbl.column(j).take(take) for j in range(nk)}
-    base[spec.timestamp] = tbl.column(nk).take(take)
-    names = [name for name, _ in result_columns("last")]
-    parts, side_by_side, anomalous = [], {}, np.zeros(len(newest), dtype=bool)
-    for vcol in spec.values:
-        code, msg = by[pre[vcol] + "anomaly_error_code"], by[pre[vcol] + "anomaly_error"]
-        for s in np.flatnonzero(code.mask) if code.mask is not None else []:
-            _report_invalid(spec, summary, key_at(newest[s]), vcol, code.values[s], msg.values[s])
-        flags = by[pre[vcol] + "is_anomaly"]
-        is_anom = flags.values.astype(bool) & (~flags.mask if flags.mask is not None else True)
-        anomalous |= is_anom & in_window
-        summary.points += len(sel)
-        summary.anomalies += int(np.count_nonzero(is_anom[sel]))
-        result = {n: _arrow(by[pre[vcol] + n], n, sel) for n in names}
-        if spec.write_back:
-            side_by_side.update({pre[vcol] + n: a for n, a in result.items()})
-        else:
-            v = values[vcol][newest[sel]]
-            t = dict(base)
-            if nv > 1:
-                t["metric"] = pa.repeat(pa.scalar(vcol), len(sel))
-            t["value"] = pa.array(v, mask=np.isnan(v))
-            parts.append(pa.table({**t, **result}))
-    summary.anomalous_keys.extend(key_value(key_at(newest[s])) for s in np.flatnonzero(anomalous))
-    out = pa.table({**base, **side_by_side}) if spec.write_back else pa.concat_tables(parts)
+    out, flags = _rows_out(spec, tbl, values, by, sel, newest[sel], summary)
+    anomalous = np.zeros(len(sel), dtype=bool)
+    for f in flags:
+        anomalous |= np.asarray(f.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    summary.anomalous_keys.extend(key_value(key_at(newest[s])) for s in sel[anomalous])
     return _with_meta(out, spec.run_id, detected_at)
 
 
